@@ -1,0 +1,142 @@
+//! [`TaskError`]: every way a task can fail to produce its value.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why a [`TaskFuture`](crate::TaskFuture) has no value to give.
+///
+/// One enum stands for Python's `CancelledError`, `TimeoutError`,
+/// `BrokenExecutor` and the exception a task raised. Each message says what
+/// happened and what to do about it.
+///
+/// The enum is `#[non_exhaustive]`: the process pool adds the death of a
+/// worker process and payloads that cannot be encoded or decoded.
+///
+/// ```
+/// use concurrent_futures_core::TaskError;
+///
+/// let err = TaskError::Panicked { message: "index out of bounds".into() };
+/// assert_eq!(err.to_string(), "the task panicked: index out of bounds");
+/// assert!(err.is_task_failure());
+/// assert!(!TaskError::Cancelled.is_task_failure());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The future was cancelled before its task started (Python's `CancelledError`).
+    Cancelled,
+    /// The task panicked; `message` is the panic payload when it was a string.
+    Panicked {
+        /// The panic message, or a note that the payload was not a string.
+        message: String,
+    },
+    /// A wait ran out of time before the futures it waited for finished
+    /// (Python's `TimeoutError`). The tasks themselves go on running.
+    TimedOut {
+        /// How long the caller waited.
+        after: Duration,
+        /// How many of the awaited futures were still unfinished.
+        unfinished: usize,
+        /// How many futures the wait covered.
+        total: usize,
+    },
+    /// The executor was shut down, so it takes no new work
+    /// (Python's `RuntimeError("cannot schedule new futures after shutdown")`).
+    ShutDown,
+    /// The executor can no longer run work (Python's `BrokenExecutor`), or it
+    /// dropped this task without running it; `reason` says why.
+    Broken {
+        /// What broke the executor.
+        reason: String,
+    },
+    /// [`TaskFuture::into_result`](crate::TaskFuture::into_result) was called
+    /// while other clones of the handle still existed, so the value could not
+    /// be moved out. Nothing is lost: the other handles can still read it.
+    Shared {
+        /// How many other handles there were.
+        other_handles: usize,
+    },
+}
+
+impl TaskError {
+    /// True when the task itself ran and failed (a panic), as opposed to
+    /// being cancelled, timed out, or refused by the executor.
+    pub fn is_task_failure(&self) -> bool {
+        matches!(self, TaskError::Panicked { .. })
+    }
+
+    /// The variant's name, as the `Debug` form of a future shows it
+    /// (`finished raised Panicked`).
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskError;
+    /// assert_eq!(TaskError::ShutDown.kind(), "ShutDown");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TaskError::Cancelled => "Cancelled",
+            TaskError::Panicked { .. } => "Panicked",
+            TaskError::TimedOut { .. } => "TimedOut",
+            TaskError::ShutDown => "ShutDown",
+            TaskError::Broken { .. } => "Broken",
+            TaskError::Shared { .. } => "Shared",
+        }
+    }
+
+    /// Builds a [`TaskError::Panicked`] from a payload caught by
+    /// [`std::panic::catch_unwind`].
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskError;
+    ///
+    /// let payload = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+    /// assert_eq!(TaskError::from_panic(payload), TaskError::Panicked { message: "boom 1".into() });
+    /// ```
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> TaskError {
+        TaskError::Panicked {
+            message: panic_message(&*payload),
+        }
+    }
+}
+
+/// The text of a panic payload: the `&str` or `String` it carries, or a
+/// placeholder naming the fact that it was something else.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<panic payload that is not a string>".to_owned()
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Cancelled => f.write_str("the future was cancelled before its task started"),
+            TaskError::Panicked { message } => write!(f, "the task panicked: {message}"),
+            TaskError::TimedOut {
+                after,
+                unfinished,
+                total,
+            } => write!(
+                f,
+                "{unfinished} (of {total}) futures unfinished after waiting {after:?}; \
+                 the tasks keep running: wait longer or cancel them"
+            ),
+            TaskError::ShutDown => f.write_str(
+                "cannot schedule new futures after shutdown: the executor was shut down; \
+                 submit before calling shutdown() or build a new executor",
+            ),
+            TaskError::Broken { reason } => write!(f, "the executor is broken: {reason}"),
+            TaskError::Shared { other_handles } => write!(
+                f,
+                "cannot move the result out: {other_handles} other handle(s) of this future \
+                 still exist; read it with result() or drop the other clones first"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}

@@ -1,0 +1,418 @@
+//! The [`Executor`] trait that both pools implement, and [`Map`], the lazy
+//! ordered iterator behind [`Executor::map`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{TaskError, TaskFuture};
+
+/// What a task's argument and result must be so that any executor can carry
+/// them, a process pool included: encodable with serde, shareable between
+/// threads, and owning its data. Blanket-implemented; you never implement it.
+///
+/// ```
+/// fn carries<T: concurrent_futures_core::Payload>() {}
+/// carries::<(u64, String, Vec<f32>)>();
+/// ```
+pub trait Payload: Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<T> Payload for T where T: Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+/// A configuration value that an executor or `map` refuses.
+///
+/// ```
+/// use concurrent_futures_core::ConfigError;
+/// let e = ConfigError::new("max_workers must be greater than 0");
+/// assert_eq!(e.to_string(), "invalid configuration: max_workers must be greater than 0");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A pool that runs tasks and hands back [`TaskFuture`]s: Python's
+/// `concurrent.futures.Executor`.
+///
+/// Code written against this trait drives any executor, the thread pool and
+/// the process pool alike. That is why a task is a plain function
+/// `fn(A) -> R` rather than a closure (a function can be named in another
+/// process, a closure's captures cannot), and why `A` and `R` are
+/// [`Payload`]s (the process pool encodes them). Pass several arguments as a
+/// tuple. Each pool also has its own closure-taking method for work that
+/// stays in the process.
+///
+/// ```
+/// use concurrent_futures_core::{Executor, TaskError};
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// // Written once, runs on any executor.
+/// fn sum_of_squares<E: Executor>(pool: &E, n: u64) -> Result<u64, TaskError> {
+///     pool.map(square, 0..n).sum()
+/// }
+/// # assert_eq!(sum_of_squares(&concurrent_futures_core::doc_support::Inline, 4), Ok(14));
+/// ```
+pub trait Executor {
+    /// Schedules `f(args)` and returns its future at once. Python's
+    /// `executor.submit(fn, *args)`.
+    ///
+    /// Errors: [`TaskError::ShutDown`] after [`shutdown`](Self::shutdown),
+    /// [`TaskError::Broken`] if the executor can no longer run work.
+    fn submit<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        args: A,
+    ) -> Result<TaskFuture<R>, TaskError>;
+
+    /// Schedules `f` over a whole chunk of arguments as one unit of work and
+    /// returns one future for the chunk's results, each item with its own
+    /// `Result` (a panic fails only its item). [`map`](Self::map) uses this
+    /// when `chunksize > 1`.
+    fn submit_chunk<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        chunk: Vec<A>,
+    ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError>;
+
+    /// Stops taking work. With `wait`, blocks until every task that was
+    /// submitted has finished and the workers are gone. With
+    /// `cancel_futures`, first cancels every task that has not started.
+    /// Tasks already running always finish. Safe to call more than once.
+    fn shutdown(&self, wait: bool, cancel_futures: bool);
+
+    /// The most workers this executor runs at once.
+    fn max_workers(&self) -> usize;
+
+    /// Applies `f` to every item, in parallel, and yields the results in
+    /// input order. Python's `executor.map(fn, items)`.
+    ///
+    /// Lazy with a bounded window (2 × `max_workers` tasks in flight by
+    /// default), so an endless iterator runs in flat memory; the first
+    /// window is submitted before `map` returns. Each item yields its own
+    /// `Result`: a failing item neither ends the iteration nor cancels the
+    /// rest (as CPython 3.15 decided in gh-108518). Dropping the iterator
+    /// cancels the tasks still queued.
+    fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<'_, Self, A, R, I::IntoIter>
+    where
+        Self: Sized,
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        Map::new(self, f, items.into_iter(), MapOptions::new())
+    }
+
+    /// [`map`](Self::map) with a deadline, a window size or a chunk size.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{Executor, MapOptions};
+    /// # use concurrent_futures_core::doc_support::Inline as Pool;
+    /// # let pool = Pool;
+    /// fn len(s: String) -> usize {
+    ///     s.len()
+    /// }
+    ///
+    /// let opts = MapOptions::new().buffersize(4).unwrap().chunksize(16).unwrap();
+    /// let words = ["a", "bb", "ccc"].map(String::from);
+    /// let lengths: Vec<usize> = pool.map_with(len, words, opts).map(Result::unwrap).collect();
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// ```
+    fn map_with<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        options: MapOptions,
+    ) -> Map<'_, Self, A, R, I::IntoIter>
+    where
+        Self: Sized,
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        Map::new(self, f, items.into_iter(), options)
+    }
+}
+
+impl<E: Executor> Executor for &E {
+    fn submit<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        args: A,
+    ) -> Result<TaskFuture<R>, TaskError> {
+        (**self).submit(f, args)
+    }
+    fn submit_chunk<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        chunk: Vec<A>,
+    ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
+        (**self).submit_chunk(f, chunk)
+    }
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        (**self).shutdown(wait, cancel_futures)
+    }
+    fn max_workers(&self) -> usize {
+        (**self).max_workers()
+    }
+}
+
+impl<E: Executor> Executor for std::sync::Arc<E> {
+    fn submit<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        args: A,
+    ) -> Result<TaskFuture<R>, TaskError> {
+        (**self).submit(f, args)
+    }
+    fn submit_chunk<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        chunk: Vec<A>,
+    ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
+        (**self).submit_chunk(f, chunk)
+    }
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        (**self).shutdown(wait, cancel_futures)
+    }
+    fn max_workers(&self) -> usize {
+        (**self).max_workers()
+    }
+}
+
+/// Options for [`Executor::map_with`]: Python's `timeout`, `buffersize` and
+/// `chunksize`.
+///
+/// ```
+/// use concurrent_futures_core::MapOptions;
+/// use std::time::Duration;
+///
+/// let opts = MapOptions::new().timeout(Duration::from_secs(5));
+/// assert!(MapOptions::new().chunksize(0).is_err());
+/// assert!(MapOptions::new().buffersize(0).is_err());
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MapOptions {
+    timeout: Option<Duration>,
+    buffersize: Option<usize>,
+    chunksize: Option<usize>,
+}
+
+impl MapOptions {
+    /// The defaults: no deadline, a window of 2 × `max_workers`, chunks of 1.
+    pub fn new() -> MapOptions {
+        MapOptions::default()
+    }
+
+    /// One deadline for the whole iteration, counted from the `map` call.
+    /// When it passes, the item being waited for yields
+    /// [`TaskError::TimedOut`], every task still queued is cancelled, and
+    /// the iterator ends.
+    pub fn timeout(mut self, timeout: Duration) -> MapOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// How many tasks (chunks, with `chunksize > 1`) may be in flight; the
+    /// input is read at most this far ahead. Must be at least 1.
+    pub fn buffersize(mut self, n: usize) -> Result<MapOptions, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::new("buffersize must be >= 1"));
+        }
+        self.buffersize = Some(n);
+        Ok(self)
+    }
+
+    /// How many items go into one task. The process pool sends each chunk
+    /// as one message; the thread pool runs each chunk as one task, which
+    /// saves the per-task cost for tiny tasks. Must be at least 1.
+    pub fn chunksize(mut self, n: usize) -> Result<MapOptions, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::new("chunksize must be >= 1"));
+        }
+        self.chunksize = Some(n);
+        Ok(self)
+    }
+}
+
+enum Slot<R> {
+    One(TaskFuture<R>),
+    Chunk(TaskFuture<Vec<Result<R, TaskError>>>, usize),
+}
+
+impl<R> Slot<R> {
+    fn cancel(&self) {
+        match self {
+            Slot::One(f) => f.cancel(),
+            Slot::Chunk(f, _) => f.cancel(),
+        };
+    }
+}
+
+/// The iterator [`Executor::map`] returns: one `Result` per input item, in
+/// input order.
+pub struct Map<'a, E, A, R, I> {
+    executor: &'a E,
+    f: fn(A) -> R,
+    items: I,
+    input_done: bool,
+    chunksize: usize,
+    window_cap: usize,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    window: VecDeque<Slot<R>>,
+    unpacked: VecDeque<Result<R, TaskError>>,
+    submitted: usize,
+    submit_error: Option<TaskError>,
+    ended: bool,
+}
+
+impl<'a, E, A, R, I> Map<'a, E, A, R, I>
+where
+    E: Executor,
+    A: Payload,
+    R: Payload,
+    I: Iterator<Item = A>,
+{
+    fn new(executor: &'a E, f: fn(A) -> R, items: I, options: MapOptions) -> Self {
+        let window_cap = options
+            .buffersize
+            .unwrap_or_else(|| (2 * executor.max_workers()).max(2));
+        let mut map = Map {
+            executor,
+            f,
+            items,
+            input_done: false,
+            chunksize: options.chunksize.unwrap_or(1),
+            window_cap,
+            timeout: options.timeout,
+            deadline: options.timeout.map(|t| Instant::now() + t),
+            window: VecDeque::with_capacity(window_cap),
+            unpacked: VecDeque::new(),
+            submitted: 0,
+            submit_error: None,
+            ended: false,
+        };
+        map.fill();
+        map
+    }
+
+    /// Submits until the window is full or the input ends.
+    fn fill(&mut self) {
+        while !self.input_done && self.submit_error.is_none() && self.window.len() < self.window_cap
+        {
+            let submitted = if self.chunksize == 1 {
+                match self.items.next() {
+                    None => {
+                        self.input_done = true;
+                        break;
+                    }
+                    Some(item) => self.executor.submit(self.f, item).map(Slot::One),
+                }
+            } else {
+                let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
+                if chunk.len() < self.chunksize {
+                    self.input_done = true;
+                }
+                if chunk.is_empty() {
+                    break;
+                }
+                let n = chunk.len();
+                self.executor
+                    .submit_chunk(self.f, chunk)
+                    .map(|f| Slot::Chunk(f, n))
+            };
+            match submitted {
+                Ok(slot) => {
+                    self.submitted += 1;
+                    self.window.push_back(slot);
+                }
+                Err(e) => self.submit_error = Some(e),
+            }
+        }
+    }
+}
+
+impl<E, A, R, I> Iterator for Map<'_, E, A, R, I>
+where
+    E: Executor,
+    A: Payload,
+    R: Payload,
+    I: Iterator<Item = A>,
+{
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(r) = self.unpacked.pop_front() {
+            return Some(r);
+        }
+        if self.ended {
+            return None;
+        }
+        self.fill();
+        let Some(slot) = self.window.pop_front() else {
+            self.ended = true;
+            return self.submit_error.take().map(Err);
+        };
+        let outcome = match slot {
+            Slot::One(f) => f.into_result_until(self.deadline).map_err(Slot::One),
+            Slot::Chunk(f, n) => match f.into_result_until(self.deadline) {
+                Ok(Ok(results)) => {
+                    self.unpacked.extend(results);
+                    Ok(self.unpacked.pop_front()?)
+                }
+                Ok(Err(e)) => {
+                    self.unpacked.extend((0..n).map(|_| Err(e.clone())));
+                    Ok(self.unpacked.pop_front()?)
+                }
+                Err(f) => Err(Slot::Chunk(f, n)),
+            },
+        };
+        match outcome {
+            Ok(r) => Some(r),
+            Err(late) => {
+                late.cancel();
+                let unfinished = 1 + self.window.len();
+                for slot in self.window.drain(..) {
+                    slot.cancel();
+                }
+                self.ended = true;
+                Some(Err(TaskError::TimedOut {
+                    after: self.timeout.unwrap_or_default(),
+                    unfinished,
+                    total: self.submitted,
+                }))
+            }
+        }
+    }
+}
+
+impl<E, A, R, I> Drop for Map<'_, E, A, R, I> {
+    fn drop(&mut self) {
+        for slot in &self.window {
+            slot.cancel();
+        }
+    }
+}

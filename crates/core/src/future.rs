@@ -1,0 +1,931 @@
+//! [`TaskFuture`], the handle to a submitted task, and [`Completer`], the
+//! executor's side of it.
+//!
+//! # The state machine
+//!
+//! ```text
+//! PENDING ──set_running──▶ RUNNING ──complete──▶ FINISHED(ok | err)
+//!    │ └──────────────────complete─────────────▶ FINISHED
+//!    └──cancel──▶ CANCELLED
+//! ```
+//!
+//! Every transition happens under the future's one mutex (`Inner::core`).
+//! A transition into a done state (FINISHED or CANCELLED), in this order:
+//! 1. writes the value (FINISHED only) and the new state, and takes the
+//!    registered waiters, wakers, callbacks and inline hook, under the lock;
+//! 2. wakes the threads blocked in `result()` (condvar), releases the lock;
+//! 3. tells every `wait`/`as_completed` waiter and wakes every async task;
+//! 4. runs the done-callbacks with no lock held, in the completing thread;
+//! 5. marks the future *settled* (all callbacks have run).
+//!
+//! A done state is final: nothing moves a future out of it.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::TaskError;
+use crate::sync::{self, Arc, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, ValueCell};
+use crate::wait::{Outcome, Waitable, Waiter};
+
+/// The observable state of a [`TaskFuture`], as Python names them.
+///
+/// ```
+/// use concurrent_futures_core::{FutureState, TaskFuture};
+///
+/// let (fut, completer) = TaskFuture::<i32>::pending();
+/// assert_eq!(fut.state(), FutureState::Pending);
+/// assert!(completer.set_running());
+/// assert_eq!(fut.state(), FutureState::Running);
+/// completer.complete(Ok(7));
+/// assert_eq!(fut.state(), FutureState::Finished);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FutureState {
+    /// Submitted, not started; `cancel()` succeeds.
+    Pending,
+    /// A worker is running the task; it can no longer be cancelled.
+    Running,
+    /// Cancelled before it started. Final.
+    Cancelled,
+    /// The task ended with a value or an error. Final.
+    Finished,
+}
+
+impl FutureState {
+    fn is_done(self) -> bool {
+        matches!(self, FutureState::Cancelled | FutureState::Finished)
+    }
+}
+
+/// Something that can run a queued task in the calling thread, installed by
+/// an executor with [`Completer::set_inline_hook`].
+///
+/// When a thread blocks on a future that is still queued, the future asks
+/// its hook to run the task right there. The hook decides whether that is
+/// allowed: the thread pool allows it only in its own worker threads, and
+/// only for the very task awaited, which is how a task that waits on a
+/// queued task of the same pool avoids deadlock even with one worker.
+pub trait InlineRun: Send + Sync {
+    /// Runs the task in the calling thread if this thread may and the task
+    /// has not been claimed yet; returns true if it ran it.
+    fn try_run_inline(&self) -> bool;
+}
+
+type Callback<T> = Box<dyn FnOnce(&TaskFuture<T>) + Send + 'static>;
+
+struct Core<T> {
+    state: FutureState,
+    /// Whether a FINISHED future holds `Ok`; meaningless otherwise.
+    ok: bool,
+    /// Done, and every callback registered before completion has run.
+    settled: bool,
+    /// Threads blocked on `Inner::cond`; the condvar is only signalled when
+    /// this is non-zero, which keeps the uncontended completion free of
+    /// syscalls.
+    blocked: usize,
+    callbacks: Vec<Callback<T>>,
+    waiters: Vec<(Arc<Waiter>, usize)>,
+    wakers: Vec<Waker>,
+    /// Cleared on completion: the hook usually owns the task, which owns a
+    /// `Completer` of this future, so keeping it would be a reference cycle.
+    inline: Option<Arc<dyn InlineRun>>,
+}
+
+struct Inner<T> {
+    core: Mutex<Core<T>>,
+    cond: Condvar,
+    /// Written once, under `core`'s lock, before the state becomes FINISHED;
+    /// read (through `&T`) only after a reader has seen FINISHED under that
+    /// lock; emptied only by `into_result`, which proves that it owns the
+    /// last handle and that every callback has run. See `TaskFuture::read`.
+    value: ValueCell<Result<T, TaskError>>,
+    /// Live `TaskFuture` handles (not the `Completer`).
+    handles: AtomicUsize,
+}
+
+// SAFETY: `value` is an UnsafeCell shared between threads. Moving the handle
+// to another thread may move a `T` with it (so `T: Send`); sharing it lets
+// several threads read `&T` at once (so `T: Sync` as well). All mutation of
+// the cell is serialised by the rules on `Inner::value`.
+unsafe impl<T: Send> Send for Inner<T> {}
+unsafe impl<T: Send + Sync> Sync for Inner<T> {}
+
+/// A handle to the eventual result of a task: Python's
+/// `concurrent.futures.Future`.
+///
+/// Named `TaskFuture` so it does not shadow [`std::future::Future`]; it is
+/// nonetheless awaitable (`fut.await` in any async runtime, through
+/// [`IntoFuture`]).
+///
+/// The handle is cheap to clone (one reference count) and every clone
+/// refers to the same task. The value is stored once: [`result`](Self::result)
+/// lends it out as `&T`, any number of times and from any number of threads,
+/// without `T: Clone`; [`into_result`](Self::into_result) moves it out.
+///
+/// ```
+/// use concurrent_futures_core::{TaskError, TaskFuture};
+/// use std::thread;
+///
+/// let (fut, completer) = TaskFuture::pending();
+/// let reader = fut.clone();
+/// let t = thread::spawn(move || reader.result().map(|s: &String| s.len()));
+/// completer.complete(Ok(String::from("hello")));
+/// assert_eq!(t.join().unwrap(), Ok(5));
+/// assert_eq!(fut.result().map(String::as_str), Ok("hello"));
+/// assert_eq!(fut.into_result(), Ok(String::from("hello")));
+/// ```
+pub struct TaskFuture<T> {
+    inner: Arc<Inner<T>>,
+}
+
+/// The executor's side of a [`TaskFuture`]: it moves the future to RUNNING
+/// and completes it. Python's `set_running_or_notify_cancel`, `set_result`
+/// and `set_exception`.
+///
+/// A `Completer` dropped without completing its future completes it with
+/// [`TaskError::Broken`], so no waiter can hang on a task that an executor
+/// lost.
+///
+/// ```
+/// use concurrent_futures_core::{TaskError, TaskFuture};
+///
+/// let (fut, completer) = TaskFuture::<u8>::pending();
+/// drop(completer);
+/// assert!(matches!(fut.result(), Err(TaskError::Broken { .. })));
+/// ```
+pub struct Completer<T> {
+    inner: Option<Arc<Inner<T>>>,
+}
+
+impl<T> TaskFuture<T> {
+    /// Makes a PENDING future and the completer that will finish it.
+    ///
+    /// This is how an executor creates futures; it is also how tests build
+    /// futures in any state.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    ///
+    /// let (fut, completer) = TaskFuture::pending();
+    /// assert!(!fut.done());
+    /// completer.complete(Ok("done"));
+    /// assert_eq!(fut.result(), Ok(&"done"));
+    /// ```
+    pub fn pending() -> (TaskFuture<T>, Completer<T>) {
+        let inner = Arc::new(Inner {
+            core: Mutex::new(Core {
+                state: FutureState::Pending,
+                ok: false,
+                settled: false,
+                blocked: 0,
+                callbacks: Vec::new(),
+                waiters: Vec::new(),
+                wakers: Vec::new(),
+                inline: None,
+            }),
+            cond: Condvar::new(),
+            value: ValueCell::new(),
+            handles: AtomicUsize::new(1),
+        });
+        (
+            TaskFuture {
+                inner: inner.clone(),
+            },
+            Completer { inner: Some(inner) },
+        )
+    }
+
+    /// A future that is already FINISHED with `value`.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// assert_eq!(TaskFuture::ready(42).result(), Ok(&42));
+    /// ```
+    pub fn ready(value: T) -> TaskFuture<T> {
+        let (fut, completer) = TaskFuture::pending();
+        completer.complete(Ok(value));
+        fut
+    }
+
+    /// A future that is already FINISHED with the error `err`.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{TaskError, TaskFuture};
+    /// assert_eq!(TaskFuture::<()>::failed(TaskError::ShutDown).result(), Err(TaskError::ShutDown));
+    /// ```
+    pub fn failed(err: TaskError) -> TaskFuture<T> {
+        let (fut, completer) = TaskFuture::pending();
+        completer.complete(Err(err));
+        fut
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core<T>> {
+        sync::lock(&self.inner.core)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> FutureState {
+        self.lock().state
+    }
+
+    /// True once the future is FINISHED or CANCELLED.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// let (fut, completer) = TaskFuture::pending();
+    /// assert!(!fut.done());
+    /// completer.complete(Ok(1));
+    /// assert!(fut.done());
+    /// ```
+    pub fn done(&self) -> bool {
+        self.state().is_done()
+    }
+
+    /// True while a worker runs the task.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// let (fut, completer) = TaskFuture::<()>::pending();
+    /// completer.set_running();
+    /// assert!(fut.running());
+    /// ```
+    pub fn running(&self) -> bool {
+        self.state() == FutureState::Running
+    }
+
+    /// True if the future was cancelled.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// let (fut, _completer) = TaskFuture::<()>::pending();
+    /// fut.cancel();
+    /// assert!(fut.cancelled());
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.state() == FutureState::Cancelled
+    }
+
+    /// Cancels the task if it has not started.
+    ///
+    /// Returns true if the future is now cancelled (also when it already
+    /// was), false if the task is running or finished, which cannot be
+    /// undone. A successful cancel wakes every waiter, counts as done for
+    /// [`wait`](crate::wait()) and [`as_completed`](crate::as_completed), and runs the
+    /// done-callbacks in the calling thread.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{TaskError, TaskFuture};
+    ///
+    /// let (fut, completer) = TaskFuture::<i32>::pending();
+    /// assert!(fut.cancel());
+    /// assert!(!completer.set_running()); // the executor skips the task
+    /// assert_eq!(fut.result(), Err(TaskError::Cancelled));
+    /// ```
+    pub fn cancel(&self) -> bool {
+        let mut core = self.lock();
+        match core.state {
+            FutureState::Pending => {
+                core.state = FutureState::Cancelled;
+                publish(&self.inner, core);
+                true
+            }
+            FutureState::Cancelled => true,
+            FutureState::Running | FutureState::Finished => false,
+        }
+    }
+
+    /// Blocks until the task is done and lends out its value.
+    ///
+    /// Errors: [`TaskError::Cancelled`] if it was cancelled, or the task's
+    /// own error (a panic, a broken executor, …).
+    ///
+    /// Called from a worker thread of the thread pool on a task of the same
+    /// pool that is still queued, it runs that task right here instead of
+    /// waiting for a free worker, so it cannot deadlock the pool.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// let fut = TaskFuture::ready(vec![1, 2, 3]);
+    /// assert_eq!(fut.result().map(|v| v.len()), Ok(3));
+    /// assert_eq!(fut.result().map(|v| v[0]), Ok(1)); // as often as you like
+    /// ```
+    pub fn result(&self) -> Result<&T, TaskError> {
+        self.wait_until(None, false);
+        self.read()
+    }
+
+    /// Like [`result`](Self::result), but gives up after `timeout` with
+    /// [`TaskError::TimedOut`]. A zero timeout polls.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{TaskError, TaskFuture};
+    /// use std::time::Duration;
+    ///
+    /// let (fut, _completer) = TaskFuture::<i32>::pending();
+    /// assert!(matches!(fut.result_timeout(Duration::ZERO), Err(TaskError::TimedOut { .. })));
+    /// ```
+    pub fn result_timeout(&self, timeout: Duration) -> Result<&T, TaskError> {
+        if self.wait_until(Some(Instant::now() + timeout), false) {
+            self.read()
+        } else {
+            Err(timed_out(timeout))
+        }
+    }
+
+    /// Blocks until the task is done and gives its error, if it failed.
+    ///
+    /// `Ok(None)`: it succeeded. `Ok(Some(e))`: it failed with `e`.
+    /// `Err(TaskError::Cancelled)`: it was cancelled (as Python's
+    /// `exception()` raises `CancelledError`).
+    ///
+    /// ```
+    /// use concurrent_futures_core::{TaskError, TaskFuture};
+    /// let fut = TaskFuture::<()>::failed(TaskError::Panicked { message: "x".into() });
+    /// assert_eq!(fut.exception(), Ok(Some(TaskError::Panicked { message: "x".into() })));
+    /// assert_eq!(TaskFuture::ready(1).exception(), Ok(None));
+    /// ```
+    pub fn exception(&self) -> Result<Option<TaskError>, TaskError> {
+        self.wait_until(None, false);
+        Self::split(self.read())
+    }
+
+    /// Like [`exception`](Self::exception), giving up after `timeout` with
+    /// [`TaskError::TimedOut`].
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// use std::time::Duration;
+    /// assert_eq!(TaskFuture::ready(1).exception_timeout(Duration::ZERO), Ok(None));
+    /// ```
+    pub fn exception_timeout(&self, timeout: Duration) -> Result<Option<TaskError>, TaskError> {
+        if self.wait_until(Some(Instant::now() + timeout), false) {
+            Self::split(self.read())
+        } else {
+            Err(timed_out(timeout))
+        }
+    }
+
+    fn split(r: Result<&T, TaskError>) -> Result<Option<TaskError>, TaskError> {
+        match r {
+            Ok(_) => Ok(None),
+            Err(TaskError::Cancelled) => Err(TaskError::Cancelled),
+            Err(e) => Ok(Some(e)),
+        }
+    }
+
+    /// Blocks until the task is done and its callbacks have run, then moves
+    /// the value out.
+    ///
+    /// This needs the last handle: if clones of this handle still exist it
+    /// returns [`TaskError::Shared`] (and the value stays readable through
+    /// them). Handles that [`wait`](crate::wait()) or [`as_completed`](crate::as_completed)
+    /// gave back are the same handles you passed in, so they count once.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{TaskError, TaskFuture};
+    ///
+    /// let fut = TaskFuture::ready(String::from("owned"));
+    /// let other = fut.clone();
+    /// assert_eq!(fut.into_result(), Err(TaskError::Shared { other_handles: 1 }));
+    /// assert_eq!(other.into_result(), Ok(String::from("owned")));
+    /// ```
+    pub fn into_result(self) -> Result<T, TaskError> {
+        self.wait_until(None, true);
+        self.take()
+    }
+
+    /// Like [`into_result`](Self::into_result) with a deadline; on timeout the
+    /// handle is given back with the error.
+    pub(crate) fn into_result_until(
+        self,
+        deadline: Option<Instant>,
+    ) -> Result<Result<T, TaskError>, TaskFuture<T>> {
+        if self.wait_until(deadline, true) {
+            Ok(self.take())
+        } else {
+            Err(self)
+        }
+    }
+
+    fn take(self) -> Result<T, TaskError> {
+        let core = self.lock();
+        // Acquire pairs with the Release decrement in `Drop`: whatever the
+        // other handles did with `&T` happened before we move the value out.
+        let others = self.inner.handles.load(Ordering::Acquire) - 1;
+        if others > 0 {
+            return Err(TaskError::Shared {
+                other_handles: others,
+            });
+        }
+        match core.state {
+            FutureState::Cancelled => Err(TaskError::Cancelled),
+            // SAFETY: FINISHED was observed under the lock, so the value was
+            // written before (rule on `Inner::value`). This is the only
+            // handle, it is consumed, and the completer's temporary handle
+            // for callbacks is gone (the future is settled, checked by the
+            // caller's wait), so no `&T` can be alive and no other access can
+            // happen: no new handle can be made without one to clone.
+            FutureState::Finished => match unsafe { self.inner.value.take() } {
+                Some(r) => r,
+                None => Err(TaskError::Broken {
+                    reason: "the result was already taken".into(),
+                }),
+            },
+            FutureState::Pending | FutureState::Running => Err(timed_out(Duration::ZERO)),
+        }
+    }
+
+    /// Reads the value of a done future.
+    fn read(&self) -> Result<&T, TaskError> {
+        let state = self.lock().state;
+        match state {
+            FutureState::Cancelled => Err(TaskError::Cancelled),
+            // SAFETY: FINISHED was observed under the lock (the write
+            // happened before, see `Inner::value`). `take` needs the last
+            // handle by value, and `self` is a live handle borrowed for as
+            // long as the returned reference, so no `take` can run meanwhile.
+            FutureState::Finished => match unsafe { self.inner.value.get() } {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(TaskError::Broken {
+                    reason: "the result was already taken".into(),
+                }),
+            },
+            FutureState::Pending | FutureState::Running => Err(timed_out(Duration::ZERO)),
+        }
+    }
+
+    /// Blocks until done (and, with `settled`, until the callbacks have run)
+    /// or until `deadline`; returns whether the condition holds.
+    ///
+    /// An untimed wait first offers the task to its inline hook (see
+    /// [`InlineRun`]).
+    fn wait_until(&self, deadline: Option<Instant>, settled: bool) -> bool {
+        let mut may_inline = deadline.is_none();
+        let mut core = self.lock();
+        loop {
+            if core.state.is_done() && (!settled || core.settled) {
+                return true;
+            }
+            if may_inline && !core.state.is_done() {
+                may_inline = false;
+                if let Some(hook) = core.inline.clone() {
+                    drop(core);
+                    hook.try_run_inline();
+                    drop(hook);
+                    core = self.lock();
+                    continue;
+                }
+            }
+            core.blocked += 1;
+            match deadline {
+                None => core = sync::wait(&self.inner.cond, core),
+                Some(d) => {
+                    let (c, expired) = sync::wait_until(&self.inner.cond, core, d);
+                    core = c;
+                    if expired {
+                        core.blocked -= 1;
+                        return core.state.is_done() && (!settled || core.settled);
+                    }
+                }
+            }
+            core.blocked -= 1;
+        }
+    }
+
+    /// Attaches `callback`, to be called with this future once it is done.
+    ///
+    /// As in CPython: callbacks run once each, in the order added, in the
+    /// thread that completes the future (a worker, or the thread that
+    /// cancels it), after the waiters were woken and with no lock held. A
+    /// callback added to a done future runs at once, in the caller. A
+    /// panicking callback is reported (see [`set_callback_panic_handler`])
+    /// and neither stops the others nor harms the executor.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// use std::sync::mpsc;
+    ///
+    /// let (fut, completer) = TaskFuture::pending();
+    /// let (tx, rx) = mpsc::channel();
+    /// fut.add_done_callback(move |f| tx.send(*f.result().unwrap()).unwrap());
+    /// completer.complete(Ok(5));
+    /// assert_eq!(rx.recv().unwrap(), 5);
+    /// ```
+    pub fn add_done_callback<F>(&self, callback: F)
+    where
+        F: FnOnce(&TaskFuture<T>) + Send + 'static,
+    {
+        let mut core = self.lock();
+        if !core.state.is_done() {
+            core.callbacks.push(Box::new(callback));
+            return;
+        }
+        drop(core);
+        run_callback(Box::new(callback), self);
+    }
+
+    /// Offers the queued task to its inline hook (see [`InlineRun`]).
+    pub(crate) fn try_run_inline(&self) -> bool {
+        let hook = {
+            let core = self.lock();
+            if core.state.is_done() {
+                return false;
+            }
+            core.inline.clone()
+        };
+        hook.is_some_and(|h| h.try_run_inline())
+    }
+
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as *const () as usize
+    }
+}
+
+/// Step 2 to 5 of a transition into a done state; `core` already holds the
+/// new state (and, for FINISHED, the value was written).
+fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>) {
+    debug_assert!(core.state.is_done());
+    let outcome = match core.state {
+        FutureState::Cancelled => Outcome::Cancelled,
+        _ if core.ok => Outcome::Succeeded,
+        _ => Outcome::Failed,
+    };
+    let waiters = std::mem::take(&mut core.waiters);
+    let wakers = std::mem::take(&mut core.wakers);
+    let callbacks = std::mem::take(&mut core.callbacks);
+    let inline = core.inline.take();
+    core.settled = callbacks.is_empty();
+    if core.blocked > 0 {
+        inner.cond.notify_all();
+    }
+    drop(core);
+    // The hook may own the last reference to a queued job, whose drop may
+    // complete (no-op) a completer of ours: do it without the lock.
+    drop(inline);
+    for (waiter, token) in waiters {
+        waiter.notify(token, outcome);
+    }
+    for waker in wakers {
+        waker.wake();
+    }
+    if callbacks.is_empty() {
+        return;
+    }
+    inner.handles.fetch_add(1, Ordering::Relaxed);
+    let handle = TaskFuture {
+        inner: inner.clone(),
+    };
+    for callback in callbacks {
+        run_callback(callback, &handle);
+    }
+    drop(handle);
+    let mut core = sync::lock(&inner.core);
+    core.settled = true;
+    let wakers = std::mem::take(&mut core.wakers);
+    if core.blocked > 0 {
+        inner.cond.notify_all();
+    }
+    drop(core);
+    for waker in wakers {
+        waker.wake();
+    }
+}
+
+fn run_callback<T>(callback: Callback<T>, fut: &TaskFuture<T>) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(fut)));
+    if let Err(payload) = caught {
+        let message = crate::error::panic_message(&*payload);
+        report_callback_panic(&format!(
+            "exception calling callback for {fut:?}: {message}"
+        ));
+    }
+}
+
+type PanicHandler = Box<dyn Fn(&str) + Send + Sync + 'static>;
+static CALLBACK_PANIC_HANDLER: std::sync::RwLock<Option<PanicHandler>> =
+    std::sync::RwLock::new(None);
+
+/// Sets where reports of panicking done-callbacks go; the default prints
+/// them to stderr. Python logs them to the `concurrent.futures` logger.
+///
+/// The handler gets one line such as
+/// `exception calling callback for <TaskFuture at 0x… state=finished returned i32>: doh!`.
+///
+/// ```
+/// use concurrent_futures_core::{set_callback_panic_handler, TaskFuture};
+/// use std::sync::mpsc;
+/// use std::sync::Mutex;
+///
+/// let (tx, rx) = mpsc::channel();
+/// let tx = Mutex::new(tx);
+/// set_callback_panic_handler(move |report| tx.lock().unwrap().send(report.to_owned()).unwrap());
+/// TaskFuture::ready(1).add_done_callback(|_| panic!("doh!"));
+/// assert!(rx.recv().unwrap().ends_with("doh!"));
+/// ```
+pub fn set_callback_panic_handler<F>(handler: F)
+where
+    F: Fn(&str) + Send + Sync + 'static,
+{
+    let mut slot = match CALLBACK_PANIC_HANDLER.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    *slot = Some(Box::new(handler));
+}
+
+fn report_callback_panic(report: &str) {
+    let slot = match CALLBACK_PANIC_HANDLER.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    match &*slot {
+        Some(handler) => handler(report),
+        None => eprintln!("concurrent_futures: {report}"),
+    }
+}
+
+fn timed_out(after: Duration) -> TaskError {
+    TaskError::TimedOut {
+        after,
+        unfinished: 1,
+        total: 1,
+    }
+}
+
+impl<T> Completer<T> {
+    fn inner(&self) -> &Arc<Inner<T>> {
+        self.inner
+            .as_ref()
+            .expect("a Completer is only emptied when consumed")
+    }
+
+    /// Moves the future from PENDING to RUNNING; returns false if it was
+    /// cancelled, in which case the executor must skip the task (Python's
+    /// `set_running_or_notify_cancel`).
+    pub fn set_running(&self) -> bool {
+        let mut core = sync::lock(&self.inner().core);
+        match core.state {
+            FutureState::Pending => {
+                core.state = FutureState::Running;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// True if the future was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        sync::lock(&self.inner().core).state == FutureState::Cancelled
+    }
+
+    /// Installs the hook that lets a blocked waiter run this queued task
+    /// inline (see [`InlineRun`]). It is dropped when the future is done.
+    pub fn set_inline_hook(&self, hook: Arc<dyn InlineRun>) {
+        let mut core = sync::lock(&self.inner().core);
+        if !core.state.is_done() {
+            core.inline = Some(hook);
+        }
+    }
+
+    /// Finishes the future with `result` (Python's `set_result` /
+    /// `set_exception`), waking waiters and running the callbacks in this
+    /// thread. Returns false, and drops `result`, if the future was
+    /// cancelled first.
+    pub fn complete(mut self, result: Result<T, TaskError>) -> bool {
+        let inner = self.inner.take().expect("completer used once");
+        finish(&inner, result)
+    }
+
+    /// Cancels the future from the executor's side (for a queued task that
+    /// `shutdown(cancel_futures = true)` drops). Returns false if it had
+    /// already started.
+    pub fn cancel(mut self) -> bool {
+        let inner = self.inner.take().expect("completer used once");
+        let mut core = sync::lock(&inner.core);
+        match core.state {
+            FutureState::Pending => {
+                core.state = FutureState::Cancelled;
+                publish(&inner, core);
+                true
+            }
+            FutureState::Cancelled => true,
+            FutureState::Running | FutureState::Finished => false,
+        }
+    }
+}
+
+fn finish<T>(inner: &Arc<Inner<T>>, result: Result<T, TaskError>) -> bool {
+    let mut core = sync::lock(&inner.core);
+    match core.state {
+        FutureState::Pending | FutureState::Running => {}
+        FutureState::Cancelled | FutureState::Finished => return false,
+    }
+    core.ok = result.is_ok();
+    // SAFETY: the state is not FINISHED, so no reader touches the cell (they
+    // read only after seeing FINISHED under this lock, which we hold), and
+    // this is the only write: the state becomes FINISHED before the lock is
+    // released, and `finish` refuses a FINISHED future.
+    unsafe { inner.value.set(result) };
+    core.state = FutureState::Finished;
+    publish(inner, core);
+    true
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            finish(
+                &inner,
+                Err(TaskError::Broken {
+                    reason: "the executor dropped this task before it finished \
+                             (its pool was torn down or its worker ended)"
+                        .into(),
+                }),
+            );
+        }
+    }
+}
+
+impl<T> fmt::Debug for Completer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Completer")
+    }
+}
+
+impl<T> Clone for TaskFuture<T> {
+    fn clone(&self) -> Self {
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        TaskFuture {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> Drop for TaskFuture<T> {
+    fn drop(&mut self) {
+        // Release: our last use of `&T` happens before a `take` that sees
+        // the count drop (it loads with Acquire).
+        self.inner.handles.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Identity: two handles are equal when they refer to the same task.
+impl<T> PartialEq for TaskFuture<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+impl<T> Eq for TaskFuture<T> {}
+impl<T> std::hash::Hash for TaskFuture<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id().hash(state)
+    }
+}
+
+/// `<TaskFuture at 0x… state=pending>`, like CPython's `repr` of a future:
+/// `running`, `cancelled`, `finished returned i32`, `finished raised Panicked`.
+impl<T> fmt::Debug for TaskFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let core = self.lock();
+        let (state, ok) = (core.state, core.ok);
+        drop(core);
+        write!(f, "<TaskFuture at {:#x} state=", self.id())?;
+        match state {
+            FutureState::Pending => f.write_str("pending>"),
+            FutureState::Running => f.write_str("running>"),
+            FutureState::Cancelled => f.write_str("cancelled>"),
+            FutureState::Finished if ok => {
+                write!(f, "finished returned {}>", std::any::type_name::<T>())
+            }
+            FutureState::Finished => match self.read() {
+                Err(e) => write!(f, "finished raised {}>", e.kind()),
+                Ok(_) => f.write_str("finished>"),
+            },
+        }
+    }
+}
+
+impl<T> Waitable for TaskFuture<T> {
+    fn key(&self) -> usize {
+        self.id()
+    }
+
+    fn register(&self, waiter: &Arc<Waiter>, token: usize) -> Option<Outcome> {
+        let mut core = self.lock();
+        match core.state {
+            FutureState::Cancelled => Some(Outcome::Cancelled),
+            FutureState::Finished if core.ok => Some(Outcome::Succeeded),
+            FutureState::Finished => Some(Outcome::Failed),
+            FutureState::Pending | FutureState::Running => {
+                core.waiters.push((waiter.clone(), token));
+                None
+            }
+        }
+    }
+
+    fn unregister(&self, waiter: &Arc<Waiter>) {
+        self.lock().waiters.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
+    }
+
+    fn run_inline(&self) -> bool {
+        self.try_run_inline()
+    }
+}
+
+/// Awaiting a handle moves its value out, as
+/// [`into_result`](TaskFuture::into_result) does; await `&handle` to borrow it.
+///
+/// ```
+/// use concurrent_futures_core::TaskFuture;
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct T(std::thread::Thread);
+/// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let (fut, completer) = TaskFuture::pending();
+/// std::thread::spawn(move || completer.complete(Ok(3)));
+/// assert_eq!(block_on(async { fut.await }), Ok(3));
+/// ```
+impl<T> IntoFuture for TaskFuture<T> {
+    type Output = Result<T, TaskError>;
+    type IntoFuture = Awaiting<T>;
+
+    fn into_future(self) -> Awaiting<T> {
+        Awaiting { fut: Some(self) }
+    }
+}
+
+/// Awaiting `&handle` lends the value out, as [`result`](TaskFuture::result) does.
+impl<'a, T> IntoFuture for &'a TaskFuture<T> {
+    type Output = Result<&'a T, TaskError>;
+    type IntoFuture = AwaitingRef<'a, T>;
+
+    fn into_future(self) -> AwaitingRef<'a, T> {
+        AwaitingRef { fut: self }
+    }
+}
+
+/// The [`std::future::Future`] that awaiting a [`TaskFuture`] gives.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Awaiting<T> {
+    fut: Option<TaskFuture<T>>,
+}
+
+/// The [`std::future::Future`] that awaiting a `&TaskFuture` gives.
+#[must_use = "futures do nothing unless awaited"]
+pub struct AwaitingRef<'a, T> {
+    fut: &'a TaskFuture<T>,
+}
+
+impl<T> TaskFuture<T> {
+    /// Registers `waker` unless the condition already holds.
+    fn poll_ready(&self, cx: &mut Context<'_>, settled: bool) -> bool {
+        let mut core = self.lock();
+        if core.state.is_done() && (!settled || core.settled) {
+            return true;
+        }
+        if !core.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            core.wakers.push(cx.waker().clone());
+        }
+        false
+    }
+}
+
+impl<T> Future for Awaiting<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.fut.as_ref().expect("Awaiting polled after completion");
+        if !fut.poll_ready(cx, true) {
+            return Poll::Pending;
+        }
+        let fut = self.fut.take().expect("checked above");
+        Poll::Ready(fut.take())
+    }
+}
+
+// `Awaiting` never pins its contents.
+impl<T> Unpin for Awaiting<T> {}
+
+impl<'a, T> Future for AwaitingRef<'a, T> {
+    type Output = Result<&'a T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut: &'a TaskFuture<T> = self.fut;
+        if fut.poll_ready(cx, false) {
+            Poll::Ready(fut.read())
+        } else {
+            Poll::Pending
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! A queued task: its closure and its future's [`Completer`], claimed
+//! exactly once by whoever runs, cancels or fails it.
+
+use std::cell::UnsafeCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use concurrent_futures_core::{Completer, InlineRun, TaskError};
+
+use crate::registry;
+
+/// What the queues hold.
+pub(crate) type JobRef = Arc<dyn Job>;
+
+/// A unit of queued work. Every method first *claims* the job; only the
+/// first claim gets the body, later ones do nothing. So a job that a worker
+/// pops after a waiting thread already ran it inline is simply skipped.
+pub(crate) trait Job: Send + Sync {
+    /// Runs the task unless it was cancelled. `before_complete` is called
+    /// after the task returned and before its future completes.
+    fn run(&self, before_complete: &dyn Fn());
+    /// Cancels the task's future (shutdown with `cancel_futures`).
+    fn cancel(&self);
+    /// Fails the task's future with `err` without running it.
+    fn abort(&self, err: TaskError);
+}
+
+pub(crate) struct JobCell<R, F> {
+    pool_id: usize,
+    claimed: AtomicBool,
+    /// Taken by the one thread that wins the `claimed` flag.
+    body: UnsafeCell<Option<(Completer<R>, F)>>,
+}
+
+// SAFETY: `body` is touched only by the thread that switched `claimed` from
+// false to true (see `claim`), so sharing a `JobCell` never gives two
+// threads access to the body; moving the body to that thread needs
+// `R: Send` (the completer carries an `R`) and `F: Send`.
+unsafe impl<R: Send, F: Send> Sync for JobCell<R, F> {}
+
+impl<R, F> JobCell<R, F>
+where
+    R: Send + Sync + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    /// Wraps the task and installs the job as its future's inline hook
+    /// (see [`InlineRun`]); the future drops the hook once done.
+    pub(crate) fn new(pool_id: usize, completer: Completer<R>, f: F) -> Arc<Self> {
+        let job = Arc::new(JobCell {
+            pool_id,
+            claimed: AtomicBool::new(false),
+            body: UnsafeCell::new(Some((completer, f))),
+        });
+        let hook: Arc<dyn InlineRun> = job.clone();
+        // SAFETY: the job has not been queued, so no other thread can reach
+        // it yet; reading the body through `&` here races with nothing.
+        if let Some((completer, _)) = unsafe { (*job.body.get()).as_ref() } {
+            completer.set_inline_hook(hook);
+        }
+        job
+    }
+
+    fn claim(&self) -> Option<(Completer<R>, F)> {
+        // Acquire: see the body as written by `new` (published by the
+        // queue's own synchronisation, or the Arc's, in any case).
+        if self.claimed.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // SAFETY: we are the only thread that swapped `claimed` to true, and
+        // nobody else touches `body` (see the `Sync` impl).
+        unsafe { (*self.body.get()).take() }
+    }
+
+    fn execute(&self, before_complete: &dyn Fn()) -> bool {
+        let Some((completer, f)) = self.claim() else {
+            return false;
+        };
+        if !completer.set_running() {
+            return true; // cancelled while queued: drop it
+        }
+        let result = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::from_panic);
+        before_complete();
+        completer.complete(result);
+        true
+    }
+}
+
+impl<R, F> Job for JobCell<R, F>
+where
+    R: Send + Sync + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    fn run(&self, before_complete: &dyn Fn()) {
+        self.execute(before_complete);
+    }
+
+    fn cancel(&self) {
+        if let Some((completer, _f)) = self.claim() {
+            completer.cancel();
+        }
+    }
+
+    fn abort(&self, err: TaskError) {
+        if let Some((completer, _f)) = self.claim() {
+            completer.complete(Err(err));
+        }
+    }
+}
+
+impl<R, F> InlineRun for JobCell<R, F>
+where
+    R: Send + Sync + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    /// Only a worker thread of the pool that queued this job may run it
+    /// inline, and only this job: the waiter runs exactly the task it waits
+    /// for, never unrelated queued work.
+    fn try_run_inline(&self) -> bool {
+        if registry::current_pool() != Some(self.pool_id) {
+            return false;
+        }
+        // No idle marking: the worker is still busy with the task that waits.
+        self.execute(&|| {})
+    }
+}

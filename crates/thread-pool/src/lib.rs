@@ -1,0 +1,315 @@
+//! [`ThreadPoolExecutor`]: Python's `concurrent.futures.ThreadPoolExecutor`
+//! on a work-stealing scheduler (crossbeam-deque).
+//!
+//! ```
+//! use concurrent_futures_core::Executor;
+//! use concurrent_futures_thread_pool::ThreadPoolExecutor;
+//!
+//! fn fib(n: u32) -> u64 {
+//!     if n < 2 { n as u64 } else { fib(n - 1) + fib(n - 2) }
+//! }
+//!
+//! let pool = ThreadPoolExecutor::builder().max_workers(2).build().unwrap();
+//! let fut = pool.submit(fib, 20).unwrap();
+//! assert_eq!(fut.result(), Ok(&6765));
+//! let squares: Vec<u64> = pool.spawn(|| (1..4).map(|x| x * x).collect()).unwrap().into_result().unwrap();
+//! assert_eq!(squares, [1, 4, 9]);
+//! ```
+//!
+//! How it schedules, sleeps and wakes is described in `registry.rs` and in
+//! `docs/ARCHITECTURE.md`.
+#![warn(missing_docs)]
+
+mod job;
+mod registry;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use concurrent_futures_core::{ConfigError, Executor, Payload, TaskError, TaskFuture};
+
+use crate::job::JobCell;
+use crate::registry::{Config, Initializer, Registry};
+
+static NEXT_POOL_NUMBER: AtomicUsize = AtomicUsize::new(0);
+
+/// A pool of worker threads that runs tasks and hands back
+/// [`TaskFuture`]s.
+///
+/// * Threads start lazily, one per submit that finds no idle worker, up to
+///   `max_workers` (default `min(32, cpus + 4)`, as CPython); idle ones are
+///   reused, and an idle pool uses no CPU.
+/// * A panic in a task fails that task's future with
+///   [`TaskError::Panicked`]; the worker carries on.
+/// * A task that waits (`result()`, `into_result()`, `exception()`, or an
+///   untimed [`wait`](concurrent_futures_core::wait())) on a task of the same pool
+///   that is still queued runs that very task inline instead of waiting for
+///   a free worker, so it cannot deadlock the pool, even with one worker. It
+///   never runs *other* queued work while it waits (rayon does, and a
+///   waiting task that holds a lock then deadlocks against the stolen one).
+///   A true cycle (two running tasks each waiting for the other) is still a
+///   deadlock, as anywhere.
+/// * Dropping the pool is `shutdown(wait = true)`: no thread outlives it.
+///
+/// Plain functions go through [`Executor::submit`], which runs unchanged on
+/// the process pool; closures go through [`spawn`](Self::spawn).
+pub struct ThreadPoolExecutor {
+    registry: Arc<Registry>,
+}
+
+/// Configures a [`ThreadPoolExecutor`]: Python's constructor arguments.
+///
+/// ```
+/// use concurrent_futures_thread_pool::ThreadPoolExecutor;
+///
+/// let pool = ThreadPoolExecutor::builder()
+///     .max_workers(4)
+///     .thread_name_prefix("SpecialPool")
+///     .initializer(|| println!("worker starting"))
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.max_workers(), 4);
+/// assert!(ThreadPoolExecutor::builder().max_workers(0).build().is_err());
+/// ```
+#[must_use]
+pub struct ThreadPoolBuilder {
+    max_workers: Option<usize>,
+    thread_name_prefix: Option<String>,
+    initializer: Option<Initializer>,
+    stack_size: Option<usize>,
+}
+
+/// What an initializer may return: `()`, or a `Result` whose error (any
+/// `Display`) marks the pool broken.
+pub trait InitResult {
+    /// `Err` with a description if the initializer failed.
+    fn into_init_result(self) -> Result<(), String>;
+}
+
+impl InitResult for () {
+    fn into_init_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Display> InitResult for Result<(), E> {
+    fn into_init_result(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+impl ThreadPoolBuilder {
+    /// The most threads the pool runs; at least 1. Default:
+    /// `min(32, cpus + 4)`, CPython's default.
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n);
+        self
+    }
+
+    /// Threads are named `{prefix}_{n}`; the default prefix is
+    /// `ThreadPoolExecutor-{pool number}`.
+    pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Runs once in every worker thread, before its first task. If it
+    /// panics or returns `Err`, the pool is *broken*: queued and later
+    /// tasks fail with [`TaskError::Broken`] naming the cause, and submit
+    /// refuses new work (CPython's `BrokenThreadPool`).
+    pub fn initializer<F, R>(mut self, init: F) -> Self
+    where
+        F: Fn() -> R + Send + Sync + 'static,
+        R: InitResult,
+    {
+        self.initializer = Some(Arc::new(move || init().into_init_result()));
+        self
+    }
+
+    /// Stack size of the worker threads (default: Rust's default).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Builds the pool. No thread starts until the first submit.
+    ///
+    /// Errors: `max_workers` of 0.
+    pub fn build(self) -> Result<ThreadPoolExecutor, ConfigError> {
+        let max_workers = match self.max_workers {
+            Some(0) => return Err(ConfigError::new("max_workers must be greater than 0")),
+            Some(n) => n,
+            None => default_max_workers(),
+        };
+        let name_prefix = self.thread_name_prefix.unwrap_or_else(|| {
+            format!(
+                "ThreadPoolExecutor-{}",
+                NEXT_POOL_NUMBER.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+        Ok(ThreadPoolExecutor {
+            registry: Registry::new(Config {
+                max_workers,
+                name_prefix,
+                initializer: self.initializer,
+                stack_size: self.stack_size,
+            }),
+        })
+    }
+}
+
+/// CPython's default for `max_workers`: `min(32, cpus + 4)`.
+///
+/// ```
+/// let n = concurrent_futures_thread_pool::default_max_workers();
+/// assert!(n >= 5 && n <= 32);
+/// ```
+pub fn default_max_workers() -> usize {
+    (num_cpus::get() + 4).min(32)
+}
+
+impl ThreadPoolExecutor {
+    /// A pool with the default settings.
+    ///
+    /// ```
+    /// let pool = concurrent_futures_thread_pool::ThreadPoolExecutor::new();
+    /// assert_eq!(pool.max_workers(), concurrent_futures_thread_pool::default_max_workers());
+    /// ```
+    pub fn new() -> ThreadPoolExecutor {
+        ThreadPoolExecutor::builder()
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// A builder to configure the pool.
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder {
+            max_workers: None,
+            thread_name_prefix: None,
+            initializer: None,
+            stack_size: None,
+        }
+    }
+
+    /// Runs the closure `f` on the pool and returns its future at once.
+    /// This is `submit` for closures, which only a thread pool can run.
+    ///
+    /// Errors: [`TaskError::ShutDown`] after shutdown, [`TaskError::Broken`]
+    /// if an initializer failed.
+    ///
+    /// ```
+    /// use concurrent_futures_thread_pool::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new();
+    /// let name = String::from("world");
+    /// let fut = pool.spawn(move || format!("hello {name}")).unwrap();
+    /// assert_eq!(fut.result().map(String::as_str), Ok("hello world"));
+    /// ```
+    pub fn spawn<F, R>(&self, f: F) -> Result<TaskFuture<R>, TaskError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + Sync + 'static,
+    {
+        let (fut, completer) = TaskFuture::pending();
+        let pool_id = self.registry.id;
+        let mut completer = Some(completer);
+        self.registry.submit(|| {
+            let completer = completer.take().expect("make_job runs once");
+            JobCell::new(pool_id, completer, f)
+        })?;
+        Ok(fut)
+    }
+
+    /// The most threads this pool runs at once.
+    pub fn max_workers(&self) -> usize {
+        self.registry.config.max_workers
+    }
+
+    /// Worker threads started and not yet exited (Python's
+    /// `len(executor._threads)` while the pool runs).
+    ///
+    /// ```
+    /// let pool = concurrent_futures_thread_pool::ThreadPoolExecutor::new();
+    /// assert_eq!(pool.worker_count(), 0); // threads start lazily
+    /// pool.spawn(|| ()).unwrap().result().unwrap();
+    /// assert_eq!(pool.worker_count(), 1);
+    /// ```
+    pub fn worker_count(&self) -> usize {
+        self.registry.alive_workers()
+    }
+
+    /// Why the pool is broken, if an initializer failed.
+    pub fn broken_reason(&self) -> Option<&str> {
+        self.registry.is_broken()
+    }
+
+    /// Stops the pool; see [`Executor::shutdown`].
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskError;
+    /// let pool = concurrent_futures_thread_pool::ThreadPoolExecutor::new();
+    /// pool.shutdown(true, false);
+    /// assert_eq!(pool.spawn(|| 1).unwrap_err(), TaskError::ShutDown);
+    /// ```
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.registry.shutdown(wait, cancel_futures)
+    }
+}
+
+impl Default for ThreadPoolExecutor {
+    fn default() -> Self {
+        ThreadPoolExecutor::new()
+    }
+}
+
+impl fmt::Debug for ThreadPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolExecutor")
+            .field("name_prefix", &self.registry.config.name_prefix)
+            .field("max_workers", &self.registry.config.max_workers)
+            .field("workers", &self.worker_count())
+            .finish()
+    }
+}
+
+impl Drop for ThreadPoolExecutor {
+    /// `shutdown(wait = true)`: queued work runs, then every thread is joined.
+    fn drop(&mut self) {
+        self.registry.shutdown(true, false);
+    }
+}
+
+impl Executor for ThreadPoolExecutor {
+    fn submit<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        args: A,
+    ) -> Result<TaskFuture<R>, TaskError> {
+        self.spawn(move || f(args))
+    }
+
+    fn submit_chunk<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        chunk: Vec<A>,
+    ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
+        self.spawn(move || {
+            chunk
+                .into_iter()
+                .map(|a| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(a)))
+                        .map_err(TaskError::from_panic)
+                })
+                .collect()
+        })
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.registry.shutdown(wait, cancel_futures)
+    }
+
+    fn max_workers(&self) -> usize {
+        self.registry.config.max_workers
+    }
+}

@@ -1,0 +1,463 @@
+//! The pool's shared state and the worker main loop: scheduling on
+//! crossbeam-deque, lazy thread start, the sleep/wake protocol, shutdown.
+//!
+//! # Queues
+//! Submissions from outside the pool go to the global `injector`; a task
+//! submitted from inside one of the pool's workers goes to that worker's
+//! own deque. A worker looks in its deque, then takes a batch from the
+//! injector, then steals from the other workers.
+//!
+//! # Sleeping and waking (no lost wake-up)
+//! A worker that finds nothing spins briefly, then takes `sleep_lock`,
+//! increments `sleepers`, issues a SeqCst fence, looks at the queues once
+//! more and only then waits on `sleep_cv` (releasing the lock atomically).
+//! A submitter pushes its job, issues a SeqCst fence, and reads `sleepers`;
+//! if non-zero it takes `sleep_lock` and signals `sleep_cv`.
+//! The two fences order "push; read sleepers" against "raise sleepers;
+//! look at queues", so at least one side sees the other: either the worker
+//! sees the job, or the submitter sees the sleeper, and then it can only
+//! signal after the worker is waiting (it needs the lock the worker holds
+//! until it waits). An idle pool is all threads blocked in `wait`: no CPU.
+//!
+//! # Idle workers and lazy start
+//! Like CPython, a submit that finds no idle worker starts a new thread
+//! while fewer than `max_workers` run. Each worker has an `idle` flag; the
+//! count of raised flags is `idle`. A submitter *reserves* an idle worker by
+//! lowering one flag; a worker lowers its own flag when it finds work. A
+//! worker raises its flag when it is about to complete a task with nothing
+//! else queued (before the future completes, so that a caller woken by
+//! that completion who submits again finds it idle and no thread is added),
+//! and when it goes to sleep.
+//!
+//! # Shutdown
+//! `gate` packs the shutdown bit (bit 0) with twice the number of submits
+//! in progress. A submit adds 2 and backs out if the bit is set; shutdown
+//! sets the bit. A worker exits only when it sees the bit with no submit in
+//! progress and no queued work, so a submit that passed the check always
+//! has its job run.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::{self, JoinHandle};
+
+use concurrent_futures_core::TaskError;
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+
+use crate::job::JobRef;
+
+/// An initializer, normalised: `Err` carries the reason it failed.
+pub(crate) type Initializer = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+const SHUTDOWN: usize = 1;
+const SUBMIT: usize = 2;
+/// How many times an idle worker looks for work before it sleeps.
+const SPIN_ROUNDS: usize = 64;
+
+static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// One per potential worker, padded so workers do not share cache lines.
+#[repr(align(128))]
+struct Slot {
+    stealer: OnceLock<Stealer<JobRef>>,
+    idle: AtomicBool,
+}
+
+pub(crate) struct Config {
+    pub(crate) max_workers: usize,
+    pub(crate) name_prefix: String,
+    pub(crate) initializer: Option<Initializer>,
+    pub(crate) stack_size: Option<usize>,
+}
+
+pub(crate) struct Registry {
+    pub(crate) id: usize,
+    pub(crate) config: Config,
+    injector: Injector<JobRef>,
+    slots: Box<[Slot]>,
+    /// Threads started so far; also the index of the next one. Written
+    /// under `threads`' lock.
+    started: AtomicUsize,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Count of raised `Slot::idle` flags.
+    idle: AtomicUsize,
+    gate: AtomicUsize,
+    sleepers: AtomicUsize,
+    sleep_lock: Mutex<SleepState>,
+    sleep_cv: Condvar,
+    exit_cv: Condvar,
+    broken: OnceLock<String>,
+}
+
+struct SleepState {
+    /// Worker threads that have not exited.
+    alive: usize,
+}
+
+struct Local {
+    pool_id: usize,
+    deque: Worker<JobRef>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+/// The pool whose worker the current thread is, if any.
+pub(crate) fn current_pool() -> Option<usize> {
+    LOCAL.with(|l| l.borrow().as_ref().map(|l| l.pool_id))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Registry {
+    pub(crate) fn new(config: Config) -> Arc<Registry> {
+        let slots = (0..config.max_workers)
+            .map(|_| Slot {
+                stealer: OnceLock::new(),
+                idle: AtomicBool::new(false),
+            })
+            .collect();
+        Arc::new(Registry {
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            config,
+            injector: Injector::new(),
+            slots,
+            started: AtomicUsize::new(0),
+            threads: Mutex::new(Vec::new()),
+            idle: AtomicUsize::new(0),
+            gate: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            sleep_lock: Mutex::new(SleepState { alive: 0 }),
+            sleep_cv: Condvar::new(),
+            exit_cv: Condvar::new(),
+            broken: OnceLock::new(),
+        })
+    }
+
+    /// Queues `job`, starting or waking a worker for it.
+    ///
+    /// `make_job` runs only once the submit is accepted, so a refused
+    /// submit leaves nothing behind.
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        make_job: impl FnOnce() -> JobRef,
+    ) -> Result<(), TaskError> {
+        if let Some(reason) = self.broken.get() {
+            return Err(broken(reason));
+        }
+        let prev = self.gate.fetch_add(SUBMIT, Ordering::SeqCst);
+        if prev & SHUTDOWN != 0 {
+            self.gate.fetch_sub(SUBMIT, Ordering::SeqCst);
+            return Err(TaskError::ShutDown);
+        }
+        let result = self.enqueue(make_job);
+        let prev = self.gate.fetch_sub(SUBMIT, Ordering::SeqCst);
+        if prev & SHUTDOWN != 0 {
+            // Shutdown began meanwhile; workers may be waiting for us to
+            // finish before they exit.
+            self.wake_all();
+        }
+        result
+    }
+
+    fn enqueue(self: &Arc<Self>, make_job: impl FnOnce() -> JobRef) -> Result<(), TaskError> {
+        if !self.reserve_idle() {
+            self.maybe_start_worker()?;
+        }
+        let job = make_job();
+        let pushed_locally = LOCAL.with(|l| match &*l.borrow() {
+            Some(local) if local.pool_id == self.id => {
+                local.deque.push(job.clone());
+                true
+            }
+            _ => false,
+        });
+        if !pushed_locally {
+            self.injector.push(job);
+        }
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = lock(&self.sleep_lock);
+            self.sleep_cv.notify_one();
+        }
+        if let Some(reason) = self.broken.get() {
+            // The pool broke while we queued: fail what is queued, ours too.
+            self.drain(|j| j.abort(broken(reason)));
+        }
+        Ok(())
+    }
+
+    /// Lowers one raised idle flag; true if it found one.
+    fn reserve_idle(&self) -> bool {
+        if self.idle.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let started = self.started.load(Ordering::Acquire);
+        for slot in &self.slots[..started] {
+            if slot.idle.load(Ordering::Relaxed)
+                && slot
+                    .idle
+                    .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.idle.fetch_sub(1, Ordering::AcqRel);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn mark_idle(&self, index: usize) {
+        if !self.slots[index].idle.swap(true, Ordering::AcqRel) {
+            self.idle.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn unmark_idle(&self, index: usize) {
+        let slot = &self.slots[index];
+        if slot.idle.load(Ordering::Relaxed) && slot.idle.swap(false, Ordering::AcqRel) {
+            self.idle.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn maybe_start_worker(self: &Arc<Self>) -> Result<(), TaskError> {
+        if self.started.load(Ordering::Acquire) >= self.config.max_workers {
+            return Ok(());
+        }
+        let mut threads = lock(&self.threads);
+        let index = self.started.load(Ordering::Acquire);
+        if index >= self.config.max_workers {
+            return Ok(());
+        }
+        let deque = Worker::new_fifo();
+        let _ = self.slots[index].stealer.set(deque.stealer());
+        let name = format!("{}_{}", self.config.name_prefix, index);
+        let mut builder = thread::Builder::new().name(name);
+        if let Some(size) = self.config.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let registry = self.clone();
+        lock(&self.sleep_lock).alive += 1;
+        match builder.spawn(move || registry.main_loop(index, deque)) {
+            Ok(handle) => {
+                threads.push(handle);
+                self.started.store(index + 1, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                lock(&self.sleep_lock).alive -= 1;
+                if index == 0 {
+                    Err(TaskError::Broken {
+                        reason: format!("could not start a worker thread: {e}"),
+                    })
+                } else {
+                    Ok(()) // the running workers will take the job
+                }
+            }
+        }
+    }
+
+    fn main_loop(self: Arc<Self>, index: usize, deque: Worker<JobRef>) {
+        let local = Rc::new(Local {
+            pool_id: self.id,
+            deque,
+        });
+        LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+        if self.run_initializer(index) {
+            let before_complete = || {
+                if local.deque.is_empty() && self.injector.is_empty() {
+                    self.mark_idle(index);
+                }
+            };
+            loop {
+                match self.find_job(index, &local.deque) {
+                    Some(job) => {
+                        self.unmark_idle(index);
+                        job.run(&before_complete);
+                    }
+                    None => {
+                        if !self.sleep(index, &local.deque) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        LOCAL.with(|l| *l.borrow_mut() = None);
+        let mut state = lock(&self.sleep_lock);
+        state.alive -= 1;
+        self.exit_cv.notify_all();
+    }
+
+    /// Runs the initializer; on failure marks the pool broken and returns
+    /// false (the worker then exits).
+    fn run_initializer(&self, index: usize) -> bool {
+        let Some(init) = &self.config.initializer else {
+            return true;
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init()))
+            .unwrap_or_else(|payload| {
+                Err(format!(
+                    "panicked: {}",
+                    concurrent_futures_core::panic_message(&*payload)
+                ))
+            });
+        match outcome {
+            Ok(()) => true,
+            Err(why) => {
+                let reason = format!(
+                    "the initializer of worker thread {}_{} failed ({why}); \
+                     the pool runs no more tasks: fix the initializer and build a new pool",
+                    self.config.name_prefix, index
+                );
+                eprintln!("concurrent_futures: {reason}");
+                let _ = self.broken.set(reason);
+                let reason = self.broken.get().expect("just set");
+                self.drain(|j| j.abort(broken(reason)));
+                false
+            }
+        }
+    }
+
+    fn find_job(&self, index: usize, deque: &Worker<JobRef>) -> Option<JobRef> {
+        if let Some(job) = deque.pop() {
+            return Some(job);
+        }
+        loop {
+            match self.injector.steal_batch_and_pop(deque) {
+                Steal::Success(job) => return Some(job),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+        let started = self.started.load(Ordering::Acquire);
+        let mut retry = true;
+        while retry {
+            retry = false;
+            for (i, slot) in self.slots[..started].iter().enumerate() {
+                if i == index {
+                    continue;
+                }
+                if let Some(stealer) = slot.stealer.get() {
+                    match stealer.steal_batch_and_pop(deque) {
+                        Steal::Success(job) => return Some(job),
+                        Steal::Retry => retry = true,
+                        Steal::Empty => {}
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn has_work(&self) -> bool {
+        if !self.injector.is_empty() {
+            return true;
+        }
+        let started = self.started.load(Ordering::Acquire);
+        self.slots[..started]
+            .iter()
+            .any(|s| s.stealer.get().is_some_and(|st| !st.is_empty()))
+    }
+
+    /// Waits for work; returns false when the worker should exit.
+    fn sleep(&self, index: usize, deque: &Worker<JobRef>) -> bool {
+        for round in 0..SPIN_ROUNDS {
+            if !deque.is_empty() || self.has_work() {
+                return true;
+            }
+            if round < SPIN_ROUNDS / 2 {
+                std::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+        self.mark_idle(index);
+        let mut state = lock(&self.sleep_lock);
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let keep_going = loop {
+            if self.has_work() {
+                break true;
+            }
+            if self.gate.load(Ordering::SeqCst) == SHUTDOWN {
+                break false;
+            }
+            state = self.sleep_cv.wait(state).unwrap_or_else(|p| p.into_inner());
+        };
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        drop(state);
+        keep_going
+    }
+
+    fn wake_all(&self) {
+        let _g = lock(&self.sleep_lock);
+        self.sleep_cv.notify_all();
+    }
+
+    /// Takes every queued job (from the injector and every worker's deque)
+    /// and hands it to `f`.
+    fn drain(&self, f: impl Fn(JobRef)) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(job) => f(job),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+        let started = self.started.load(Ordering::Acquire);
+        for slot in &self.slots[..started] {
+            if let Some(stealer) = slot.stealer.get() {
+                loop {
+                    match stealer.steal() {
+                        Steal::Success(job) => f(job),
+                        Steal::Retry => continue,
+                        Steal::Empty => break,
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.gate.fetch_or(SHUTDOWN, Ordering::SeqCst);
+        if cancel_futures {
+            self.drain(|j| j.cancel());
+        }
+        self.wake_all();
+        if !wait {
+            return;
+        }
+        let me_in_pool = current_pool() == Some(self.id);
+        let mut state = lock(&self.sleep_lock);
+        while state.alive > usize::from(me_in_pool) {
+            state = self.exit_cv.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        drop(state);
+        let handles = std::mem::take(&mut *lock(&self.threads));
+        let me = thread::current().id();
+        for handle in handles {
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    pub(crate) fn is_broken(&self) -> Option<&str> {
+        self.broken.get().map(String::as_str)
+    }
+
+    pub(crate) fn alive_workers(&self) -> usize {
+        lock(&self.sleep_lock).alive
+    }
+}
+
+fn broken(reason: &str) -> TaskError {
+    TaskError::Broken {
+        reason: reason.to_owned(),
+    }
+}

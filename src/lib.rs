@@ -1,0 +1,57 @@
+//! # concurrent-futures
+//!
+//! Python's `concurrent.futures` for Rust: one [`Executor`] trait, a
+//! [`ThreadPoolExecutor`] behind it (a process pool is on its way), and
+//! futures you can [`wait`] on, iterate [`as_completed`], cancel, await, and
+//! hang done-callbacks on.
+//!
+//! ```
+//! use concurrent_futures::{as_completed, Executor, ThreadPoolExecutor};
+//!
+//! fn fib(n: u32) -> u64 {
+//!     if n < 2 { n as u64 } else { fib(n - 1) + fib(n - 2) }
+//! }
+//!
+//! let pool = ThreadPoolExecutor::builder().max_workers(3).build().unwrap();
+//! let futures: Vec<_> = (20..25).map(|n| pool.submit(fib, n).unwrap()).collect();
+//! for fut in as_completed(futures, None) {
+//!     println!("{}", fut.unwrap().result().unwrap());
+//! }
+//! let in_order: Vec<u64> = pool.map(fib, 20..25).map(Result::unwrap).collect();
+//! assert_eq!(in_order, [6765, 10946, 17711, 28657, 46368]);
+//! ```
+//!
+//! | Python | here |
+//! |---|---|
+//! | `ThreadPoolExecutor(max_workers, thread_name_prefix, initializer)` | [`ThreadPoolExecutor::builder`] |
+//! | `executor.submit(fn, *args)` | [`Executor::submit`]`(f, args)`; closures: [`ThreadPoolExecutor::spawn`] |
+//! | `executor.map(fn, it, timeout, chunksize, buffersize)` | [`Executor::map`], [`Executor::map_with`] |
+//! | `executor.shutdown(wait, cancel_futures)`, `with` | [`Executor::shutdown`]; `Drop` |
+//! | `Future` | [`TaskFuture`] |
+//! | `wait(fs, timeout, return_when)` | [`wait`] with [`ReturnWhen`] |
+//! | `as_completed(fs, timeout)` | [`as_completed`] |
+//! | `CancelledError`, `TimeoutError`, `BrokenExecutor`, exceptions | [`TaskError`] |
+#![warn(missing_docs)]
+
+pub use concurrent_futures_core::{
+    AsCompleted, Awaiting, AwaitingRef, Completer, ConfigError, DoneAndNotDone, Executor,
+    FutureState, InlineRun, Map, MapOptions, Outcome, Payload, ReturnWhen, TaskError, TaskFuture,
+    Waitable, Waiter, as_completed, panic_message, set_callback_panic_handler, wait,
+};
+pub use concurrent_futures_thread_pool::{
+    InitResult, ThreadPoolBuilder, ThreadPoolExecutor, default_max_workers,
+};
+
+/// Everything a program using the pools usually needs, in one `use`.
+///
+/// ```
+/// use concurrent_futures::prelude::*;
+/// let pool = ThreadPoolExecutor::new();
+/// assert_eq!(pool.spawn(|| 2 + 2).unwrap().into_result(), Ok(4));
+/// ```
+pub mod prelude {
+    pub use crate::{
+        Executor, MapOptions, ReturnWhen, TaskError, TaskFuture, ThreadPoolExecutor,
+        as_completed, wait,
+    };
+}
