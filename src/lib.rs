@@ -51,7 +51,7 @@ pub use concurrent_futures_thread_pool::{
 /// ```
 pub mod prelude {
     pub use crate::{
-        Executor, MapOptions, ReturnWhen, TaskError, TaskFuture, ThreadPoolExecutor,
-        as_completed, wait,
+        Executor, MapOptions, ReturnWhen, TaskError, TaskFuture, ThreadPoolExecutor, as_completed,
+        wait,
     };
 }

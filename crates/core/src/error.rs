@@ -101,6 +101,11 @@ impl TaskError {
 
 /// The text of a panic payload: the `&str` or `String` it carries, or a
 /// placeholder naming the fact that it was something else.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("oops")).unwrap_err();
+/// assert_eq!(concurrent_futures_core::panic_message(&*payload), "oops");
+/// ```
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()

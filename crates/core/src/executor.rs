@@ -273,6 +273,20 @@ impl<R> Slot<R> {
 
 /// The iterator [`Executor::map`] returns: one `Result` per input item, in
 /// input order.
+///
+/// ```
+/// use concurrent_futures_core::{Executor, TaskError};
+/// # use concurrent_futures_core::doc_support::Inline;
+/// fn inverse(x: i32) -> i32 {
+///     assert!(x != 0, "zero has no inverse");
+///     100 / x
+/// }
+///
+/// let results: Vec<Result<i32, TaskError>> = Inline.map(inverse, [1, 0, 4]).collect();
+/// assert_eq!(results[0], Ok(100));
+/// assert!(matches!(results[1], Err(TaskError::Panicked { .. }))); // this item only
+/// assert_eq!(results[2], Ok(25));
+/// ```
 pub struct Map<'a, E, A, R, I> {
     executor: &'a E,
     f: fn(A) -> R,

@@ -63,6 +63,28 @@ impl FutureState {
 /// Something that can run a queued task in the calling thread, installed by
 /// an executor with [`Completer::set_inline_hook`].
 ///
+/// ```
+/// use concurrent_futures_core::{Completer, InlineRun, TaskFuture};
+/// use std::sync::{Arc, Mutex};
+///
+/// // A toy executor's queued job that any waiting thread may run.
+/// struct Job(Mutex<Option<Completer<u32>>>);
+/// impl InlineRun for Job {
+///     fn try_run_inline(&self) -> bool {
+///         match self.0.lock().unwrap().take() {
+///             Some(c) => c.set_running() && c.complete(Ok(7)),
+///             None => false,
+///         }
+///     }
+/// }
+///
+/// let (fut, completer) = TaskFuture::pending();
+/// let job = Arc::new(Job(Mutex::new(None)));
+/// completer.set_inline_hook(job.clone());
+/// *job.0.lock().unwrap() = Some(completer);
+/// assert_eq!(fut.result(), Ok(&7)); // ran inline, in this thread
+/// ```
+///
 /// When a thread blocks on a future that is still queued, the future asks
 /// its hook to run the task right there. The hook decides whether that is
 /// allowed: the thread pool allows it only in its own worker threads, and
@@ -666,6 +688,13 @@ impl<T> Completer<T> {
     /// Moves the future from PENDING to RUNNING; returns false if it was
     /// cancelled, in which case the executor must skip the task (Python's
     /// `set_running_or_notify_cancel`).
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// let (fut, completer) = TaskFuture::<()>::pending();
+    /// assert!(completer.set_running());
+    /// assert!(!fut.cancel()); // a running task cannot be cancelled
+    /// ```
     pub fn set_running(&self) -> bool {
         let mut core = sync::lock(&self.inner().core);
         match core.state {
@@ -678,12 +707,20 @@ impl<T> Completer<T> {
     }
 
     /// True if the future was cancelled.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// let (fut, completer) = TaskFuture::<()>::pending();
+    /// fut.cancel();
+    /// assert!(completer.is_cancelled());
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         sync::lock(&self.inner().core).state == FutureState::Cancelled
     }
 
     /// Installs the hook that lets a blocked waiter run this queued task
-    /// inline (see [`InlineRun`]). It is dropped when the future is done.
+    /// inline (see [`InlineRun`], which has an example). It is dropped when
+    /// the future is done.
     pub fn set_inline_hook(&self, hook: Arc<dyn InlineRun>) {
         let mut core = sync::lock(&self.inner().core);
         if !core.state.is_done() {
@@ -695,6 +732,18 @@ impl<T> Completer<T> {
     /// `set_exception`), waking waiters and running the callbacks in this
     /// thread. Returns false, and drops `result`, if the future was
     /// cancelled first.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{TaskError, TaskFuture};
+    ///
+    /// let (fut, completer) = TaskFuture::<u8>::pending();
+    /// assert!(completer.complete(Err(TaskError::Panicked { message: "no".into() })));
+    /// assert_eq!(fut.exception(), Ok(Some(TaskError::Panicked { message: "no".into() })));
+    ///
+    /// let (fut, completer) = TaskFuture::<u8>::pending();
+    /// fut.cancel();
+    /// assert!(!completer.complete(Ok(1)));
+    /// ```
     pub fn complete(mut self, result: Result<T, TaskError>) -> bool {
         let inner = self.inner.take().expect("completer used once");
         finish(&inner, result)
@@ -703,6 +752,13 @@ impl<T> Completer<T> {
     /// Cancels the future from the executor's side (for a queued task that
     /// `shutdown(cancel_futures = true)` drops). Returns false if it had
     /// already started.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// let (fut, completer) = TaskFuture::<u8>::pending();
+    /// assert!(completer.cancel());
+    /// assert!(fut.cancelled());
+    /// ```
     pub fn cancel(mut self) -> bool {
         let inner = self.inner.take().expect("completer used once");
         let mut core = sync::lock(&inner.core);
@@ -875,13 +931,15 @@ impl<'a, T> IntoFuture for &'a TaskFuture<T> {
     }
 }
 
-/// The [`std::future::Future`] that awaiting a [`TaskFuture`] gives.
+/// The [`std::future::Future`] that awaiting a [`TaskFuture`] gives; see
+/// the `IntoFuture` impl of [`TaskFuture`] for an example.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Awaiting<T> {
     fut: Option<TaskFuture<T>>,
 }
 
-/// The [`std::future::Future`] that awaiting a `&TaskFuture` gives.
+/// The [`std::future::Future`] that awaiting a `&TaskFuture` gives; it
+/// resolves to `Result<&T, TaskError>`.
 #[must_use = "futures do nothing unless awaited"]
 pub struct AwaitingRef<'a, T> {
     fut: &'a TaskFuture<T>,

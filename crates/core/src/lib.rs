@@ -28,7 +28,9 @@ pub use future::{
     Awaiting, AwaitingRef, Completer, FutureState, InlineRun, TaskFuture,
     set_callback_panic_handler,
 };
-pub use wait::{AsCompleted, DoneAndNotDone, Outcome, ReturnWhen, Waitable, Waiter, as_completed, wait};
+pub use wait::{
+    AsCompleted, DoneAndNotDone, Outcome, ReturnWhen, Waitable, Waiter, as_completed, wait,
+};
 
 #[doc(hidden)]
 pub mod doc_support {
@@ -60,7 +62,9 @@ pub mod doc_support {
             f: fn(A) -> R,
             chunk: Vec<A>,
         ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
-            Ok(TaskFuture::ready(chunk.into_iter().map(|a| run(f, a)).collect()))
+            Ok(TaskFuture::ready(
+                chunk.into_iter().map(|a| run(f, a)).collect(),
+            ))
         }
         fn shutdown(&self, _wait: bool, _cancel_futures: bool) {}
         fn max_workers(&self) -> usize {

@@ -12,6 +12,14 @@ use crate::TaskError;
 use crate::sync::{self, Arc, Condvar, Mutex};
 
 /// How a done future ended, as a [`Waiter`] is told.
+///
+/// ```
+/// use concurrent_futures_core::{Outcome, TaskFuture, Waitable};
+/// let fut = TaskFuture::ready(1);
+/// // `register` reports the outcome of a future that is already done.
+/// let w = concurrent_futures_core::Waiter::new();
+/// assert_eq!(fut.register(&w, 0), Some(Outcome::Succeeded));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// FINISHED with a value.
@@ -23,7 +31,8 @@ pub enum Outcome {
 }
 
 /// The sleeping side of one [`wait`] or [`as_completed`] call. Futures call
-/// [`notify`](Waiter::notify) when they complete.
+/// [`notify`](Waiter::notify) when they complete; see [`Waitable`] for how
+/// another future type plugs in.
 pub struct Waiter {
     state: Mutex<WaiterState>,
     cond: Condvar,
@@ -35,7 +44,16 @@ struct WaiterState {
 }
 
 impl Waiter {
-    fn new() -> Arc<Waiter> {
+    /// A waiter with no news yet. [`wait`] and [`as_completed`] make their
+    /// own; this is for code that implements or tests [`Waitable`].
+    ///
+    /// ```
+    /// use concurrent_futures_core::{Outcome, TaskFuture, Waitable, Waiter};
+    /// let w = Waiter::new();
+    /// assert_eq!(TaskFuture::ready(()).register(&w, 0), Some(Outcome::Succeeded));
+    /// ```
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> Arc<Waiter> {
         Arc::new(Waiter {
             state: Mutex::new(WaiterState {
                 ready: VecDeque::new(),
@@ -46,6 +64,14 @@ impl Waiter {
     }
 
     /// Records that the future registered under `token` is done.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{Outcome, TaskFuture, Waitable};
+    /// let (fut, completer) = TaskFuture::<u8>::pending();
+    /// let w = concurrent_futures_core::Waiter::new();
+    /// assert_eq!(fut.register(&w, 3), None); // pending: it will notify
+    /// completer.complete(Ok(1)); // calls w.notify(3, Outcome::Succeeded)
+    /// ```
     pub fn notify(&self, token: usize, outcome: Outcome) {
         let mut state = sync::lock(&self.state);
         state.ready.push_back((token, outcome));
@@ -150,6 +176,15 @@ impl<W: Waitable + ?Sized> Waitable for Box<W> {
 
 /// When [`wait`] returns (Python's `FIRST_COMPLETED`, `FIRST_EXCEPTION`,
 /// `ALL_COMPLETED`).
+///
+/// ```
+/// use concurrent_futures_core::{wait, ReturnWhen, TaskError, TaskFuture};
+///
+/// let failed = TaskFuture::<u8>::failed(TaskError::Panicked { message: "x".into() });
+/// let (pending, _completer) = TaskFuture::pending();
+/// let split = wait([failed.clone(), pending], None, ReturnWhen::FirstException);
+/// assert_eq!(split.done, vec![failed]); // returned at once, without waiting
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum ReturnWhen {
     /// As soon as any future is done (finished or cancelled).
@@ -163,7 +198,8 @@ pub enum ReturnWhen {
 }
 
 /// What [`wait`] returns: the futures that were done and those that were
-/// not, each in the order they were given (duplicates removed).
+/// not, each in the order they were given (duplicates removed). See
+/// [`wait`] for an example.
 #[derive(Debug)]
 pub struct DoneAndNotDone<W> {
     /// Finished or cancelled futures.
@@ -329,7 +365,8 @@ pub fn as_completed<W: Waitable>(
     }
 }
 
-/// The iterator [`as_completed`] returns.
+/// The iterator [`as_completed`] returns; see [`as_completed`] for an
+/// example.
 pub struct AsCompleted<W: Waitable> {
     slots: Vec<Option<W>>,
     ready: VecDeque<W>,

@@ -168,15 +168,13 @@ impl Registry {
         if !self.reserve_idle() {
             self.maybe_start_worker()?;
         }
-        let job = make_job();
-        let pushed_locally = LOCAL.with(|l| match &*l.borrow() {
-            Some(local) if local.pool_id == self.id => {
-                local.deque.push(job.clone());
-                true
-            }
-            _ => false,
+        let mut job = Some(make_job());
+        LOCAL.with(|l| match &*l.borrow() {
+            // Submitted by one of our own workers: keep it local, others steal.
+            Some(local) if local.pool_id == self.id => local.deque.push(job.take().expect("set")),
+            _ => {}
         });
-        if !pushed_locally {
+        if let Some(job) = job {
             self.injector.push(job);
         }
         fence(Ordering::SeqCst);

@@ -1,0 +1,163 @@
+//! Model checks of the future state machine with loom: every interleaving
+//! (up to a preemption bound) of completion, cancellation, callback
+//! registration and waiting.
+//!
+//! Run with:
+//! `RUSTFLAGS="--cfg loom" cargo test -p concurrent-futures-core --test loom --release --target-dir target/loom`
+#![cfg(loom)]
+
+use concurrent_futures_core::{ReturnWhen, TaskError, TaskFuture, as_completed, wait};
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(f);
+}
+
+/// `complete` racing `cancel`: exactly one wins, and every reader agrees.
+#[test]
+fn complete_vs_cancel() {
+    model(|| {
+        let (fut, completer) = TaskFuture::<u32>::pending();
+        let canceller = fut.clone();
+        let t = thread::spawn(move || canceller.cancel());
+        let completed = completer.complete(Ok(7));
+        let cancelled = t.join().unwrap();
+        assert!(
+            completed != cancelled,
+            "exactly one of complete/cancel wins"
+        );
+        if cancelled {
+            assert_eq!(fut.result(), Err(TaskError::Cancelled));
+            assert!(fut.cancelled());
+        } else {
+            assert_eq!(fut.result(), Ok(&7));
+            assert!(!fut.cancelled());
+        }
+        assert!(fut.done());
+    });
+}
+
+/// The executor's `set_running` racing `cancel`: a cancelled task never
+/// starts, a started task is never cancelled.
+#[test]
+fn set_running_vs_cancel() {
+    model(|| {
+        let (fut, completer) = TaskFuture::<u32>::pending();
+        let canceller = fut.clone();
+        let t = thread::spawn(move || canceller.cancel());
+        let started = completer.set_running();
+        if started {
+            completer.complete(Ok(1));
+        } else {
+            drop(completer);
+        }
+        let cancelled = t.join().unwrap();
+        assert!(started != cancelled);
+        assert_eq!(fut.result().is_ok(), started);
+    });
+}
+
+/// A callback added while the future completes runs exactly once, and sees
+/// the result.
+#[test]
+fn callback_registration_vs_completion() {
+    model(|| {
+        let (fut, completer) = TaskFuture::<u32>::pending();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let t = thread::spawn(move || completer.complete(Ok(3)));
+        let c = calls.clone();
+        fut.add_done_callback(move |f| {
+            assert_eq!(f.result(), Ok(&3));
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        t.join().unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A thread blocked in `result()` is always woken by the completion (a lost
+/// wake-up would show as a deadlock, which loom reports).
+#[test]
+fn waiter_wake_up() {
+    model(|| {
+        let (fut, completer) = TaskFuture::<u32>::pending();
+        let reader = fut.clone();
+        let t = thread::spawn(move || *reader.result().unwrap());
+        completer.complete(Ok(9));
+        assert_eq!(t.join().unwrap(), 9);
+    });
+}
+
+/// `into_result` waits until the callbacks (which hold a temporary handle)
+/// have run, then moves the value out.
+#[test]
+fn into_result_vs_callbacks() {
+    model(|| {
+        let (fut, completer) = TaskFuture::<String>::pending();
+        fut.add_done_callback(|f| assert_eq!(f.result().map(String::len), Ok(2)));
+        let t = thread::spawn(move || completer.complete(Ok("ok".to_owned())));
+        assert_eq!(fut.into_result(), Ok("ok".to_owned()));
+        t.join().unwrap();
+    });
+}
+
+/// `wait(AllCompleted)` over two futures completed by two other threads.
+#[test]
+fn wait_all_completed() {
+    model(|| {
+        let (a, ca) = TaskFuture::<u8>::pending();
+        let (b, cb) = TaskFuture::<u8>::pending();
+        let t1 = thread::spawn(move || ca.complete(Ok(1)));
+        let t2 = thread::spawn(move || {
+            cb.complete(Err(TaskError::Panicked {
+                message: "x".into(),
+            }))
+        });
+        let split = wait([a, b], None, ReturnWhen::AllCompleted);
+        assert_eq!(split.done.len(), 2);
+        assert!(split.not_done.is_empty());
+        t1.join().unwrap();
+        t2.join().unwrap();
+    });
+}
+
+/// `wait(FirstCompleted)` returns once either future is done, with it in
+/// the done set.
+#[test]
+fn wait_first_completed_with_cancel() {
+    model(|| {
+        let (a, ca) = TaskFuture::<u8>::pending();
+        let (b, _cb) = TaskFuture::<u8>::pending();
+        let canceller = b.clone();
+        let t1 = thread::spawn(move || ca.complete(Ok(1)));
+        let t2 = thread::spawn(move || canceller.cancel());
+        let split = wait([a, b], None, ReturnWhen::FirstCompleted);
+        assert!(!split.done.is_empty());
+        assert!(split.done.iter().all(|f| f.done()));
+        t1.join().unwrap();
+        assert!(t2.join().unwrap());
+    });
+}
+
+/// `as_completed` yields each future exactly once as it completes.
+#[test]
+fn as_completed_yields_each_once() {
+    model(|| {
+        let (a, ca) = TaskFuture::<u8>::pending();
+        let (b, cb) = TaskFuture::<u8>::pending();
+        let t = thread::spawn(move || {
+            cb.complete(Ok(2));
+            ca.complete(Ok(1));
+        });
+        let mut seen: Vec<u8> = as_completed([a, b], None)
+            .map(|f| *f.unwrap().result().unwrap())
+            .collect();
+        seen.sort();
+        assert_eq!(seen, [1, 2]);
+        t.join().unwrap();
+    });
+}
