@@ -17,9 +17,10 @@ pub(crate) type JobRef = Arc<dyn Job>;
 /// first claim gets the body, later ones do nothing. So a job that a worker
 /// pops after a waiting thread already ran it inline is simply skipped.
 pub(crate) trait Job: Send + Sync {
-    /// Runs the task unless it was cancelled. `before_complete` is called
-    /// after the task returned and before its future completes.
-    fn run(&self, before_complete: &dyn Fn());
+    /// Runs the task unless it was cancelled or already claimed.
+    /// `done_with_entry` is called exactly once: after the task returned and
+    /// before its future completes, or at once if there is nothing to run.
+    fn run(&self, done_with_entry: &dyn Fn());
     /// Cancels the task's future (shutdown with `cancel_futures`).
     fn cancel(&self);
     /// Fails the task's future with `err` without running it.
@@ -72,17 +73,18 @@ where
         unsafe { (*self.body.get()).take() }
     }
 
-    fn execute(&self, before_complete: &dyn Fn()) -> bool {
+    fn execute(&self, done_with_entry: &dyn Fn()) {
         let Some((completer, f)) = self.claim() else {
-            return false;
+            done_with_entry(); // run inline by a waiter, cancelled or failed
+            return;
         };
         if !completer.set_running() {
-            return true; // cancelled while queued: drop it
+            done_with_entry(); // cancelled while queued: drop it
+            return;
         }
         let result = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::from_panic);
-        before_complete();
+        done_with_entry();
         completer.complete(result);
-        true
     }
 }
 
@@ -91,8 +93,8 @@ where
     R: Send + Sync + 'static,
     F: FnOnce() -> R + Send + 'static,
 {
-    fn run(&self, before_complete: &dyn Fn()) {
-        self.execute(before_complete);
+    fn run(&self, done_with_entry: &dyn Fn()) {
+        self.execute(done_with_entry);
     }
 
     fn cancel(&self) {
@@ -120,7 +122,12 @@ where
         if registry::current_pool() != Some(self.pool_id) {
             return false;
         }
-        // No idle marking: the worker is still busy with the task that waits.
-        self.execute(&|| {})
+        if self.claimed.load(Ordering::Acquire) {
+            return false;
+        }
+        // The queue entry stays counted in the pool's load until a worker
+        // pops it (and finds it claimed); nothing to account for here.
+        self.execute(&|| {});
+        true
     }
 }

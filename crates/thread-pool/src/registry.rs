@@ -19,15 +19,19 @@
 //! signal after the worker is waiting (it needs the lock the worker holds
 //! until it waits). An idle pool is all threads blocked in `wait`: no CPU.
 //!
-//! # Idle workers and lazy start
+//! # Lazy start and idle reuse
 //! Like CPython, a submit that finds no idle worker starts a new thread
-//! while fewer than `max_workers` run. Each worker has an `idle` flag; the
-//! count of raised flags is `idle`. A submitter *reserves* an idle worker by
-//! lowering one flag; a worker lowers its own flag when it finds work. A
-//! worker raises its flag when it is about to complete a task with nothing
-//! else queued (before the future completes, so that a caller woken by
-//! that completion who submits again finds it idle and no thread is added),
-//! and when it goes to sleep.
+//! while fewer than `max_workers` run, and idle threads are reused. The
+//! accounting is one counter, `load`: jobs queued plus jobs running. A
+//! submit adds 1 before it queues its job; every queue entry takes 1 off,
+//! exactly once, when the worker that popped it is done with it: just
+//! before the task's future completes (so a caller woken by that
+//! completion who submits again finds the worker counted as free and no
+//! thread is added), or at once if the entry was already claimed inline or
+//! cancelled, or when shutdown or a broken pool drains it. A submit that
+//! makes `load` exceed the threads started starts one more (while fewer
+//! than `max_workers` run), so a queued job never waits for a busy worker
+//! while the pool may still grow.
 //!
 //! # Shutdown
 //! `gate` packs the shutdown bit (bit 0) with twice the number of submits
@@ -38,7 +42,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 
@@ -61,7 +65,6 @@ static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
 #[repr(align(128))]
 struct Slot {
     stealer: OnceLock<Stealer<JobRef>>,
-    idle: AtomicBool,
 }
 
 pub(crate) struct Config {
@@ -80,8 +83,8 @@ pub(crate) struct Registry {
     /// under `threads`' lock.
     started: AtomicUsize,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// Count of raised `Slot::idle` flags.
-    idle: AtomicUsize,
+    /// Jobs queued plus jobs running (see "Lazy start" above).
+    load: AtomicUsize,
     gate: AtomicUsize,
     sleepers: AtomicUsize,
     sleep_lock: Mutex<SleepState>,
@@ -118,7 +121,6 @@ impl Registry {
         let slots = (0..config.max_workers)
             .map(|_| Slot {
                 stealer: OnceLock::new(),
-                idle: AtomicBool::new(false),
             })
             .collect();
         Arc::new(Registry {
@@ -128,7 +130,7 @@ impl Registry {
             slots,
             started: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
-            idle: AtomicUsize::new(0),
+            load: AtomicUsize::new(0),
             gate: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             sleep_lock: Mutex::new(SleepState { alive: 0 }),
@@ -165,8 +167,12 @@ impl Registry {
     }
 
     fn enqueue(self: &Arc<Self>, make_job: impl FnOnce() -> JobRef) -> Result<(), TaskError> {
-        if !self.reserve_idle() {
-            self.maybe_start_worker()?;
+        let load = self.load.fetch_add(1, Ordering::SeqCst) + 1;
+        if load > self.started.load(Ordering::Acquire) {
+            if let Err(e) = self.maybe_start_worker(load) {
+                self.load.fetch_sub(1, Ordering::SeqCst);
+                return Err(e);
+            }
         }
         let mut job = Some(make_job());
         LOCAL.with(|l| match &*l.borrow() {
@@ -189,46 +195,17 @@ impl Registry {
         Ok(())
     }
 
-    /// Lowers one raised idle flag; true if it found one.
-    fn reserve_idle(&self) -> bool {
-        if self.idle.load(Ordering::Acquire) == 0 {
-            return false;
-        }
-        let started = self.started.load(Ordering::Acquire);
-        for slot in &self.slots[..started] {
-            if slot.idle.load(Ordering::Relaxed)
-                && slot
-                    .idle
-                    .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
-                self.idle.fetch_sub(1, Ordering::AcqRel);
-                return true;
-            }
-        }
-        false
+    /// One queue entry is done with (see "Lazy start" above).
+    fn release_load(&self) {
+        self.load.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn mark_idle(&self, index: usize) {
-        if !self.slots[index].idle.swap(true, Ordering::AcqRel) {
-            self.idle.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
-    fn unmark_idle(&self, index: usize) {
-        let slot = &self.slots[index];
-        if slot.idle.load(Ordering::Relaxed) && slot.idle.swap(false, Ordering::AcqRel) {
-            self.idle.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    fn maybe_start_worker(self: &Arc<Self>) -> Result<(), TaskError> {
-        if self.started.load(Ordering::Acquire) >= self.config.max_workers {
-            return Ok(());
-        }
+    /// Starts a worker if `load` exceeds the threads started and the pool
+    /// may still grow.
+    fn maybe_start_worker(self: &Arc<Self>, load: usize) -> Result<(), TaskError> {
         let mut threads = lock(&self.threads);
         let index = self.started.load(Ordering::Acquire);
-        if index >= self.config.max_workers {
+        if index >= self.config.max_workers || load <= index {
             return Ok(());
         }
         let deque = Worker::new_fifo();
@@ -266,19 +243,14 @@ impl Registry {
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
         if self.run_initializer(index) {
-            let before_complete = || {
-                if local.deque.is_empty() && self.injector.is_empty() {
-                    self.mark_idle(index);
-                }
-            };
+            let done_with_entry = || self.release_load();
             loop {
                 match self.find_job(index, &local.deque) {
                     Some(job) => {
-                        self.unmark_idle(index);
-                        job.run(&before_complete);
+                        job.run(&done_with_entry);
                     }
                     None => {
-                        if !self.sleep(index, &local.deque) {
+                        if !self.sleep(&local.deque) {
                             break;
                         }
                     }
@@ -363,7 +335,7 @@ impl Registry {
     }
 
     /// Waits for work; returns false when the worker should exit.
-    fn sleep(&self, index: usize, deque: &Worker<JobRef>) -> bool {
+    fn sleep(&self, deque: &Worker<JobRef>) -> bool {
         for round in 0..SPIN_ROUNDS {
             if !deque.is_empty() || self.has_work() {
                 return true;
@@ -374,7 +346,6 @@ impl Registry {
                 thread::yield_now();
             }
         }
-        self.mark_idle(index);
         let mut state = lock(&self.sleep_lock);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -398,11 +369,14 @@ impl Registry {
     }
 
     /// Takes every queued job (from the injector and every worker's deque)
-    /// and hands it to `f`.
+    /// and hands it to `f`; each counts as done with (`release_load`).
     fn drain(&self, f: impl Fn(JobRef)) {
         loop {
             match self.injector.steal() {
-                Steal::Success(job) => f(job),
+                Steal::Success(job) => {
+                    f(job);
+                    self.release_load();
+                }
                 Steal::Retry => continue,
                 Steal::Empty => break,
             }
@@ -412,7 +386,10 @@ impl Registry {
             if let Some(stealer) = slot.stealer.get() {
                 loop {
                     match stealer.steal() {
-                        Steal::Success(job) => f(job),
+                        Steal::Success(job) => {
+                            f(job);
+                            self.release_load();
+                        }
                         Steal::Retry => continue,
                         Steal::Empty => break,
                     }
