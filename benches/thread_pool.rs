@@ -1,7 +1,9 @@
 //! `ThreadPoolExecutor` side by side with its peers, on 2 workers:
 //! rayon's `ThreadPool::spawn` + a crossbeam channel, the `threadpool`
-//! crate's `execute` + a crossbeam channel, and CPython's
-//! `ThreadPoolExecutor` (through `benches/python/tpe_overhead.py`).
+//! crate's `execute` + a crossbeam channel, a hand-made pool with one
+//! mutex-and-condvar future per task, and CPython's `ThreadPoolExecutor`
+//! (through `benches/python/tpe_overhead.py`). The figures and how to read
+//! them are in `docs/PERFORMANCE.md`.
 //!
 //! ```text
 //! cargo bench --bench thread_pool
@@ -22,13 +24,14 @@
 //! 1. as criterion benchmarks (`iter_custom`; one criterion iteration is one
 //!    task or one round trip, so a sample is a big batch), variant after
 //!    variant as criterion does;
-//! 2. as a *paired* phase that runs every variant once per run, interleaved
-//!    (A B C A B C ...), for `CF_BENCH_RUNS` runs after one warm-up run, and
-//!    prints medians and ratios taken pair by pair within each run, the way
-//!    `shared/research/baselines.md` measured the peers on this noisy 2-core
-//!    machine. It ends with a markdown report (machine, tables, goals)
-//!    that `docs/PERFORMANCE.md` copies; the report is also written to
-//!    `target/thread_pool_summary.md` (under `CARGO_TARGET_DIR` if set).
+//! 2. as a *paired* phase that runs every variant once per run,
+//!    interleaved (A B C, B C A, ...: the order rotates by one each run),
+//!    for `CF_BENCH_RUNS` runs after one warm-up run, and prints medians and
+//!    ratios taken pair by pair within each run, as the project's baseline
+//!    measurements did on its noisy 2-core machine. It ends with a markdown
+//!    report (machine, tables, goals) that `docs/PERFORMANCE.md` copies;
+//!    the report is also written to `target/thread_pool_summary.md` (under
+//!    `CARGO_TARGET_DIR` if set).
 //!
 //! Environment:
 //!
@@ -37,7 +40,7 @@
 //! | `PYTHON` | `pyenv which python3`, else `python3` | the interpreter for the CPython rows; none found: the rows are skipped with a note |
 //! | `CF_BENCH_RUNS` | 7 | paired runs (after one warm-up run) |
 //! | `CF_BENCH_TASKS` | 1000000 | tasks per run, Rust variants |
-//! | `CF_BENCH_PY_TASKS` | 100000 | tasks per run, CPython (27 µs each) |
+//! | `CF_BENCH_PY_TASKS` | 100000 | tasks per run, CPython (~20 µs each) |
 //! | `CF_BENCH_CALLS` | 2000 | round trips per run |
 //! | `CF_BENCH_CRITERION` | 1 | 0: skip the criterion phase |
 //! | `CF_BENCH_PAIRED` | 1 | 0: skip the paired phase |
@@ -51,6 +54,7 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use concurrent_futures::prelude::*;
@@ -80,6 +84,73 @@ struct Pools {
     ours: ThreadPoolExecutor,
     rayon: rayon::ThreadPool,
     threadpool: threadpool::ThreadPool,
+    hand_made: HandMade,
+}
+
+/// The simplest pool with a future per task, the shape of
+/// `submit() -> future -> result()` built from parts: 2 std threads on a
+/// crossbeam queue of boxed closures, each task completing an
+/// `Arc<(Mutex<Option<u64>>, Condvar)>` (baselines.md, B1-B3, last row).
+struct HandMade {
+    jobs: Option<crossbeam_channel::Sender<Box<dyn FnOnce() + Send>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+type HandMadeFuture = Arc<(Mutex<Option<u64>>, Condvar)>;
+
+impl HandMade {
+    fn new(workers: usize) -> HandMade {
+        let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
+        let threads = (0..workers)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                })
+            })
+            .collect();
+        HandMade {
+            jobs: Some(tx),
+            threads,
+        }
+    }
+
+    fn submit(&self, f: fn(u64) -> u64, arg: u64) -> HandMadeFuture {
+        let future = HandMadeFuture::default();
+        let completer = future.clone();
+        let job = Box::new(move || {
+            let value = f(arg);
+            *completer.0.lock().expect("not poisoned") = Some(value);
+            completer.1.notify_one();
+        });
+        self.jobs
+            .as_ref()
+            .expect("running")
+            .send(job)
+            .expect("workers alive");
+        future
+    }
+
+    fn result(future: &HandMadeFuture) -> u64 {
+        let mut slot = future.0.lock().expect("not poisoned");
+        loop {
+            if let Some(value) = *slot {
+                return value;
+            }
+            slot = future.1.wait(slot).expect("not poisoned");
+        }
+    }
+}
+
+impl Drop for HandMade {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Pools {
@@ -95,6 +166,7 @@ impl Pools {
                 .build()
                 .expect("rayon pool"),
             threadpool: threadpool::ThreadPool::new(WORKERS),
+            hand_made: HandMade::new(WORKERS),
         };
         for v in PER_TASK {
             (v.run)(&pools, 20_000);
@@ -139,6 +211,11 @@ const PER_TASK: &[PerTask] = &[
         key: "threadpool_execute_channel",
         label: "`threadpool` `execute` + crossbeam channel",
         run: threadpool_execute,
+    },
+    PerTask {
+        key: "hand_made_future_per_task",
+        label: "hand-made: 2 threads, crossbeam queue, one `Arc<(Mutex<Option<u64>>, Condvar)>` future per task",
+        run: hand_made,
     },
 ];
 const RAYON_INDEX: usize = 3;
@@ -207,6 +284,19 @@ fn threadpool_execute(p: &Pools, n: u64) -> Duration {
     for _ in 0..n {
         sum += rx.recv().expect("a result");
     }
+    let elapsed = start.elapsed();
+    assert_eq!(sum, expected_sum(n));
+    elapsed
+}
+
+fn hand_made(p: &Pools, n: u64) -> Duration {
+    let start = Instant::now();
+    let futures: Vec<_> = (0..n).map(|i| p.hand_made.submit(noop, i)).collect();
+    let mut sum = 0;
+    for f in &futures {
+        sum += HandMade::result(f);
+    }
+    drop(futures);
     let elapsed = start.elapsed();
     assert_eq!(sum, expected_sum(n));
     elapsed
@@ -404,6 +494,12 @@ fn criterion_phase(c: &mut Criterion, pools: &Pools, python: Option<&Python>) {
         g.bench_function(v.key, |b| b.iter_custom(|iters| (v.run)(pools, iters)));
     }
     if let Some(py) = python {
+        // CPython's cost per task grows with the batch (~10 µs at a few
+        // hundred tasks, ~20 µs from ~100,000 on; part of it is its cyclic
+        // garbage collector walking the live futures), so give it samples
+        // of ~100,000 tasks like the paired phase, not the few hundred that
+        // 5 s would give.
+        g.measurement_time(Duration::from_secs(10));
         g.bench_function("cpython_tpe_submit_result", |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
@@ -480,6 +576,7 @@ struct LatencySeries {
 }
 
 fn paired_phase(pools: &Pools, python: Option<&Python>, s: &Settings) -> String {
+    let load_before = load_average();
     let total = s.warm_up_runs + s.runs;
     println!(
         "\n== paired phase: {} runs after {} warm-up, variants interleaved ==",
@@ -500,6 +597,8 @@ fn paired_phase(pools: &Pools, python: Option<&Python>, s: &Settings) -> String 
         n: s.py_tasks,
         runs: Vec::new(),
     });
+    // Variant k < PER_TASK.len() is PER_TASK[k]; the one after is CPython.
+    let variants = PER_TASK.len() + usize::from(python.is_some());
     for run in 0..total {
         let warm = run < s.warm_up_runs;
         let mut line = format!(
@@ -507,19 +606,25 @@ fn paired_phase(pools: &Pools, python: Option<&Python>, s: &Settings) -> String 
             run + 1,
             if warm { " (warm-up)" } else { "" }
         );
-        for (v, series) in PER_TASK.iter().zip(&mut per_task) {
-            let ns = (v.run)(pools, s.tasks).as_nanos() as f64 / s.tasks as f64;
-            let _ = write!(line, " {}={ns:.1}", v.key);
-            if !warm {
-                series.runs.push(ns);
-            }
-        }
-        if let (Some(py), Some(series)) = (python, py_per_task.as_mut()) {
-            let ns = py.per_task(s.py_tasks).unwrap_or_else(|e| {
-                eprintln!("warning: CPython run failed: {e}");
-                f64::NAN
-            });
-            let _ = write!(line, " cpython={ns:.1}");
+        // Interleaved, and rotated by one each run so that no variant
+        // always follows the same neighbour (or the Python subprocess).
+        for k in (0..variants).map(|j| (j + run) % variants) {
+            let (key, ns, series) = match PER_TASK.get(k) {
+                Some(v) => (
+                    v.key,
+                    (v.run)(pools, s.tasks).as_nanos() as f64 / s.tasks as f64,
+                    &mut per_task[k],
+                ),
+                None => {
+                    let py = python.expect("a CPython variant only with Python");
+                    let ns = py.per_task(s.py_tasks).unwrap_or_else(|e| {
+                        eprintln!("warning: CPython run failed: {e}");
+                        f64::NAN
+                    });
+                    ("cpython", ns, py_per_task.as_mut().expect("with Python"))
+                }
+            };
+            let _ = write!(line, " {key}={ns:.1}");
             if !warm {
                 series.runs.push(ns);
             }
@@ -541,6 +646,7 @@ fn paired_phase(pools: &Pools, python: Option<&Python>, s: &Settings) -> String 
         medians: Vec::new(),
         p99s: Vec::new(),
     });
+    let variants = ROUND_TRIP.len() + usize::from(python.is_some());
     for run in 0..total {
         let warm = run < s.warm_up_runs;
         let mut line = format!(
@@ -548,20 +654,27 @@ fn paired_phase(pools: &Pools, python: Option<&Python>, s: &Settings) -> String 
             run + 1,
             if warm { " (warm-up)" } else { "" }
         );
-        for (v, series) in ROUND_TRIP.iter().zip(&mut latency) {
-            let (median, p99) = median_p99(round_trips(pools, v.once, s.calls));
-            let _ = write!(line, " {}={median:.0}/{p99:.0}", v.key);
-            if !warm {
-                series.medians.push(median);
-                series.p99s.push(p99);
-            }
-        }
-        if let (Some(py), Some(series)) = (python, py_latency.as_mut()) {
-            let (median, p99, _) = py.round_trips(s.calls).unwrap_or_else(|e| {
-                eprintln!("warning: CPython run failed: {e}");
-                (f64::NAN, f64::NAN, f64::NAN)
-            });
-            let _ = write!(line, " cpython={median:.0}/{p99:.0}");
+        for k in (0..variants).map(|j| (j + run) % variants) {
+            let (key, (median, p99), series) = match ROUND_TRIP.get(k) {
+                Some(v) => (
+                    v.key,
+                    median_p99(round_trips(pools, v.once, s.calls)),
+                    &mut latency[k],
+                ),
+                None => {
+                    let py = python.expect("a CPython variant only with Python");
+                    let (median, p99, _) = py.round_trips(s.calls).unwrap_or_else(|e| {
+                        eprintln!("warning: CPython run failed: {e}");
+                        (f64::NAN, f64::NAN, f64::NAN)
+                    });
+                    (
+                        "cpython",
+                        (median, p99),
+                        py_latency.as_mut().expect("with Python"),
+                    )
+                }
+            };
+            let _ = write!(line, " {key}={median:.0}/{p99:.0}");
             if !warm {
                 series.medians.push(median);
                 series.p99s.push(p99);
@@ -571,6 +684,7 @@ fn paired_phase(pools: &Pools, python: Option<&Python>, s: &Settings) -> String 
     }
 
     let report = Report {
+        load: (load_before, load_average()),
         settings: s,
         python,
         per_task,
@@ -642,6 +756,8 @@ fn thousands(n: u64) -> String {
 }
 
 struct Report<'a> {
+    /// `/proc/loadavg` before and after the paired phase.
+    load: (String, String),
     settings: &'a Settings,
     python: Option<&'a Python>,
     per_task: Vec<Series>,
@@ -751,7 +867,12 @@ impl Report<'_> {
         let _ = writeln!(md, "| Command | `cargo bench --bench thread_pool` |");
         let _ = writeln!(
             md,
-            "| Runs | {} paired runs after {} warm-up run, variants interleaved (A B C A B C ...) |",
+            "| Load average (1/5/15 min) | {} before the paired runs, {} after |",
+            self.load.0, self.load.1
+        );
+        let _ = writeln!(
+            md,
+            "| Runs | {} paired runs after {} warm-up run; in each run every variant once, interleaved, the order rotated by one per run (A B C, B C A, ...) |",
             s.runs, s.warm_up_runs
         );
 
@@ -911,6 +1032,15 @@ fn git_state() -> String {
     }
 }
 
+/// The 1, 5 and 15 minute load averages: other work on the machine
+/// shows here.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 fn today() -> String {
     command_line("date", &["-u", "+%Y-%m-%d"])
 }
@@ -992,6 +1122,9 @@ fn main() {
     // Criterion's own rule: without `--bench` (cargo test --benches), or
     // with `--test`, it only checks that each benchmark runs.
     let full = has("--bench") && !has("--test");
+    // `-- --profile-time N`: criterion runs the chosen benchmarks under a
+    // profiler; the paired phase would only get in the way.
+    let paired = env_number("CF_BENCH_PAIRED", 1) != 0 && !has("--profile-time");
     let settings = if full {
         Settings {
             runs: env_number("CF_BENCH_RUNS", 7).max(1) as usize,
@@ -1019,7 +1152,7 @@ fn main() {
         criterion_phase(&mut c, &pools, python.as_ref());
         c.final_summary();
     }
-    if env_number("CF_BENCH_PAIRED", 1) != 0 {
+    if paired {
         let markdown = paired_phase(&pools, python.as_ref(), &settings);
         println!("---- markdown for docs/PERFORMANCE.md ----\n{markdown}---- end ----");
         if settings.full {
