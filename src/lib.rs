@@ -36,7 +36,7 @@
 pub use concurrent_futures_core::{
     AsCompleted, Awaiting, AwaitingRef, Completer, ConfigError, DoneAndNotDone, Executor,
     FutureState, InlineRun, Map, MapOptions, Outcome, Payload, ReturnWhen, TaskError, TaskFuture,
-    Waitable, Waiter, as_completed, panic_message, set_callback_panic_handler, wait,
+    Waitable, Waiter, as_completed, catch_panic, panic_message, set_callback_panic_handler, wait,
 };
 pub use concurrent_futures_thread_pool::{
     InitResult, ThreadPoolBuilder, ThreadPoolExecutor, default_max_workers,

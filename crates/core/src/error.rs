@@ -99,6 +99,21 @@ impl TaskError {
     }
 }
 
+/// Runs `f`, turning a panic into [`TaskError::Panicked`] with its message:
+/// what every executor does around a task.
+///
+/// ```
+/// use concurrent_futures_core::{catch_panic, TaskError};
+/// assert_eq!(catch_panic(|| 2 + 2), Ok(4));
+/// assert_eq!(
+///     catch_panic(|| -> u8 { panic!("no") }),
+///     Err(TaskError::Panicked { message: "no".into() })
+/// );
+/// ```
+pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, TaskError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(TaskError::from_panic)
+}
+
 /// The text of a panic payload: the `&str` or `String` it carries, or a
 /// placeholder naming the fact that it was something else.
 ///

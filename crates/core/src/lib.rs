@@ -22,7 +22,7 @@ mod future;
 mod sync;
 mod wait;
 
-pub use error::{TaskError, panic_message};
+pub use error::{TaskError, catch_panic, panic_message};
 pub use executor::{ConfigError, Executor, Map, MapOptions, Payload};
 pub use future::{
     Awaiting, AwaitingRef, Completer, FutureState, InlineRun, TaskFuture,
@@ -36,14 +36,13 @@ pub use wait::{
 pub mod doc_support {
     //! A trivial executor for this crate's doc examples: it runs each task
     //! in the caller's thread, at submit.
-    use crate::{Executor, Payload, TaskError, TaskFuture};
+    use crate::{Executor, Payload, TaskError, TaskFuture, catch_panic};
 
     /// Runs every task at once in the calling thread.
     pub struct Inline;
 
     fn run<A, R>(f: fn(A) -> R, a: A) -> Result<R, TaskError> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(a)))
-            .map_err(TaskError::from_panic)
+        catch_panic(|| f(a))
     }
 
     impl Executor for Inline {

@@ -2,11 +2,10 @@
 //! exactly once by whoever runs, cancels or fails it.
 
 use std::cell::UnsafeCell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use concurrent_futures_core::{Completer, InlineRun, TaskError};
+use concurrent_futures_core::{Completer, InlineRun, TaskError, catch_panic};
 
 use crate::registry;
 
@@ -82,7 +81,7 @@ where
             done_with_entry(); // cancelled while queued: drop it
             return;
         }
-        let result = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::from_panic);
+        let result = catch_panic(f);
         done_with_entry();
         completer.complete(result);
     }

@@ -27,7 +27,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use concurrent_futures_core::{ConfigError, Executor, Payload, TaskError, TaskFuture};
+use concurrent_futures_core::{ConfigError, Executor, Payload, TaskError, TaskFuture, catch_panic};
 
 use crate::job::JobCell;
 use crate::registry::{Config, Initializer, Registry};
@@ -294,15 +294,7 @@ impl Executor for ThreadPoolExecutor {
         f: fn(A) -> R,
         chunk: Vec<A>,
     ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
-        self.spawn(move || {
-            chunk
-                .into_iter()
-                .map(|a| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(a)))
-                        .map_err(TaskError::from_panic)
-                })
-                .collect()
-        })
+        self.spawn(move || chunk.into_iter().map(|a| catch_panic(|| f(a))).collect())
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
