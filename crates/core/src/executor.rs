@@ -21,6 +21,23 @@ use crate::{TaskError, TaskFuture};
 pub trait Payload: Serialize + DeserializeOwned + Send + Sync + 'static {}
 impl<T> Payload for T where T: Serialize + DeserializeOwned + Send + Sync + 'static {}
 
+/// `map`'s default window: tasks in flight per worker.
+///
+/// Small windows make the consuming thread sleep on almost every item when
+/// it shares a core with the workers (measured in `docs/PERFORMANCE.md`).
+///
+/// ```
+/// assert!(concurrent_futures_core::DEFAULT_WINDOW_PER_WORKER >= 2);
+/// ```
+pub const DEFAULT_WINDOW_PER_WORKER: usize = 4;
+
+/// `map`'s smallest default window, whatever the worker count.
+///
+/// ```
+/// assert_eq!(concurrent_futures_core::MIN_DEFAULT_WINDOW, 64);
+/// ```
+pub const MIN_DEFAULT_WINDOW: usize = 64;
+
 /// A configuration value that an executor or `map` refuses.
 ///
 /// ```
@@ -108,7 +125,8 @@ pub trait Executor {
     /// Applies `f` to every item, in parallel, and yields the results in
     /// input order. Python's `executor.map(fn, items)`.
     ///
-    /// Lazy with a bounded window (2 × `max_workers` tasks in flight by
+    /// Lazy with a bounded window ([`DEFAULT_WINDOW_PER_WORKER`] × `max_workers`, at least
+    /// [`MIN_DEFAULT_WINDOW`], tasks in flight by
     /// default), so an endless iterator runs in flat memory; the first
     /// window is submitted before `map` returns. Each item yields its own
     /// `Result`: a failing item neither ends the iteration nor cancels the
@@ -221,7 +239,8 @@ pub struct MapOptions {
 }
 
 impl MapOptions {
-    /// The defaults: no deadline, a window of 2 × `max_workers`, chunks of 1.
+    /// The defaults: no deadline, a window of [`DEFAULT_WINDOW_PER_WORKER`] ×
+    /// `max_workers` (at least [`MIN_DEFAULT_WINDOW`]), chunks of 1.
     pub fn new() -> MapOptions {
         MapOptions::default()
     }
@@ -311,9 +330,9 @@ where
     I: Iterator<Item = A>,
 {
     fn new(executor: &'a E, f: fn(A) -> R, items: I, options: MapOptions) -> Self {
-        let window_cap = options
-            .buffersize
-            .unwrap_or_else(|| (2 * executor.max_workers()).max(2));
+        let window_cap = options.buffersize.unwrap_or_else(|| {
+            (DEFAULT_WINDOW_PER_WORKER * executor.max_workers()).max(MIN_DEFAULT_WINDOW)
+        });
         let mut map = Map {
             executor,
             f,

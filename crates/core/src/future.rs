@@ -54,11 +54,37 @@ pub enum FutureState {
     Finished,
 }
 
-impl FutureState {
-    fn is_done(self) -> bool {
-        matches!(self, FutureState::Cancelled | FutureState::Finished)
+// `Inner::status`: the state in the low bits, plus the SETTLED flag.
+const PENDING: usize = 0;
+const RUNNING: usize = 1;
+const CANCELLED: usize = 2;
+const FINISHED_OK: usize = 3;
+const FINISHED_ERR: usize = 4;
+const STATE_MASK: usize = 7;
+/// Done, and every callback registered before completion has run.
+const SETTLED: usize = 8;
+
+fn is_done(status: usize) -> bool {
+    status & STATE_MASK >= CANCELLED
+}
+
+fn state_of(status: usize) -> FutureState {
+    match status & STATE_MASK {
+        PENDING => FutureState::Pending,
+        RUNNING => FutureState::Running,
+        CANCELLED => FutureState::Cancelled,
+        _ => FutureState::Finished,
     }
 }
+
+/// How often a thread about to block in `result()` first looks again (a
+/// short spin, then a few yields): a task that is about to finish then
+/// costs no sleep and wake-up, which is most of an idle round trip.
+#[cfg(not(loom))]
+const SPIN_ROUNDS: u32 = 64;
+/// Under loom, every look is a branch of the model: no spinning.
+#[cfg(loom)]
+const SPIN_ROUNDS: u32 = 0;
 
 /// Something that can run a queued task in the calling thread, installed by
 /// an executor with [`Completer::set_inline_hook`].
@@ -99,29 +125,46 @@ pub trait InlineRun: Send + Sync {
 type Callback<T> = Box<dyn FnOnce(&TaskFuture<T>) + Send + 'static>;
 
 struct Core<T> {
-    state: FutureState,
-    /// Whether a FINISHED future holds `Ok`; meaningless otherwise.
-    ok: bool,
-    /// Done, and every callback registered before completion has run.
-    settled: bool,
     /// Threads blocked on `Inner::cond`; the condvar is only signalled when
     /// this is non-zero, which keeps the uncontended completion free of
     /// syscalls.
     blocked: usize,
-    callbacks: Vec<Callback<T>>,
-    waiters: Vec<(Arc<Waiter>, usize)>,
-    wakers: Vec<Waker>,
+    /// Callbacks, waiters and wakers: boxed, since most futures have none.
+    extras: Option<Box<Extras<T>>>,
     /// Cleared on completion: the hook usually owns the task, which owns a
     /// `Completer` of this future, so keeping it would be a reference cycle.
     inline: Option<Arc<dyn InlineRun>>,
 }
 
+struct Extras<T> {
+    callbacks: Vec<Callback<T>>,
+    waiters: Vec<(Arc<Waiter>, usize)>,
+    wakers: Vec<Waker>,
+}
+
+impl<T> Core<T> {
+    fn extras(&mut self) -> &mut Extras<T> {
+        self.extras.get_or_insert_with(|| {
+            Box::new(Extras {
+                callbacks: Vec::new(),
+                waiters: Vec::new(),
+                wakers: Vec::new(),
+            })
+        })
+    }
+}
+
 struct Inner<T> {
     core: Mutex<Core<T>>,
     cond: Condvar,
+    /// The state (and the SETTLED flag). Written only with `core` locked,
+    /// with Release; read with Acquire by anyone, lock or not. FINISHED is
+    /// stored after the value was written, so a reader that sees it may
+    /// read the value.
+    status: AtomicUsize,
     /// Written once, under `core`'s lock, before the state becomes FINISHED;
-    /// read (through `&T`) only after a reader has seen FINISHED under that
-    /// lock; emptied only by `into_result`, which proves that it owns the
+    /// read (through `&T`) only after a reader has seen FINISHED in
+    /// `status` (Acquire); emptied only by `into_result`, which proves that it owns the
     /// last handle and that every callback has run. See `TaskFuture::read`.
     value: ValueCell<Result<T, TaskError>>,
     /// Live `TaskFuture` handles (not the `Completer`).
@@ -199,16 +242,12 @@ impl<T> TaskFuture<T> {
     pub fn pending() -> (TaskFuture<T>, Completer<T>) {
         let inner = Arc::new(Inner {
             core: Mutex::new(Core {
-                state: FutureState::Pending,
-                ok: false,
-                settled: false,
                 blocked: 0,
-                callbacks: Vec::new(),
-                waiters: Vec::new(),
-                wakers: Vec::new(),
+                extras: None,
                 inline: None,
             }),
             cond: Condvar::new(),
+            status: AtomicUsize::new(PENDING),
             value: ValueCell::new(),
             handles: AtomicUsize::new(1),
         });
@@ -248,9 +287,13 @@ impl<T> TaskFuture<T> {
         sync::lock(&self.inner.core)
     }
 
+    fn status(&self) -> usize {
+        self.inner.status.load(Ordering::Acquire)
+    }
+
     /// The current state.
     pub fn state(&self) -> FutureState {
-        self.lock().state
+        state_of(self.status())
     }
 
     /// True once the future is FINISHED or CANCELLED.
@@ -263,7 +306,7 @@ impl<T> TaskFuture<T> {
     /// assert!(fut.done());
     /// ```
     pub fn done(&self) -> bool {
-        self.state().is_done()
+        is_done(self.status())
     }
 
     /// True while a worker runs the task.
@@ -307,16 +350,7 @@ impl<T> TaskFuture<T> {
     /// assert_eq!(fut.result(), Err(TaskError::Cancelled));
     /// ```
     pub fn cancel(&self) -> bool {
-        let mut core = self.lock();
-        match core.state {
-            FutureState::Pending => {
-                core.state = FutureState::Cancelled;
-                publish(&self.inner, core);
-                true
-            }
-            FutureState::Cancelled => true,
-            FutureState::Running | FutureState::Finished => false,
-        }
+        cancel(&self.inner)
     }
 
     /// Blocks until the task is done and lends out its value.
@@ -433,7 +467,7 @@ impl<T> TaskFuture<T> {
     }
 
     fn take(self) -> Result<T, TaskError> {
-        let core = self.lock();
+        let _core = self.lock();
         // Acquire pairs with the Release decrement in `Drop`: whatever the
         // other handles did with `&T` happened before we move the value out.
         let others = self.inner.handles.load(Ordering::Acquire) - 1;
@@ -442,9 +476,9 @@ impl<T> TaskFuture<T> {
                 other_handles: others,
             });
         }
-        match core.state {
+        match state_of(self.status()) {
             FutureState::Cancelled => Err(TaskError::Cancelled),
-            // SAFETY: FINISHED was observed under the lock, so the value was
+            // SAFETY: FINISHED was observed (Acquire), so the value was
             // written before (rule on `Inner::value`). This is the only
             // handle, it is consumed, and the completer's temporary handle
             // for callbacks is gone (the future is settled, checked by the
@@ -462,11 +496,10 @@ impl<T> TaskFuture<T> {
 
     /// Reads the value of a done future.
     fn read(&self) -> Result<&T, TaskError> {
-        let state = self.lock().state;
-        match state {
+        match self.state() {
             FutureState::Cancelled => Err(TaskError::Cancelled),
-            // SAFETY: FINISHED was observed under the lock (the write
-            // happened before, see `Inner::value`). `take` needs the last
+            // SAFETY: FINISHED was observed with Acquire, and it was stored
+            // with Release after the value was written (see `Inner::value`). `take` needs the last
             // handle by value, and `self` is a live handle borrowed for as
             // long as the returned reference, so no `take` can run meanwhile.
             FutureState::Finished => match unsafe { self.inner.value.get() } {
@@ -486,21 +519,36 @@ impl<T> TaskFuture<T> {
     /// An untimed wait first offers the task to its inline hook (see
     /// [`InlineRun`]).
     fn wait_until(&self, deadline: Option<Instant>, settled: bool) -> bool {
-        let mut may_inline = deadline.is_none();
+        let ready = |status: usize| is_done(status) && (!settled || status & SETTLED != 0);
+        if ready(self.status()) {
+            return true;
+        }
+        if deadline.is_none() {
+            let hook = self.lock().inline.clone();
+            if let Some(hook) = hook {
+                hook.try_run_inline();
+                drop(hook);
+                if ready(self.status()) {
+                    return true;
+                }
+            }
+        }
+        if deadline.is_none_or(|d| Instant::now() < d) {
+            for round in 0..SPIN_ROUNDS {
+                if round + 4 < SPIN_ROUNDS {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+                if ready(self.status()) {
+                    return true;
+                }
+            }
+        }
         let mut core = self.lock();
         loop {
-            if core.state.is_done() && (!settled || core.settled) {
+            if ready(self.status()) {
                 return true;
-            }
-            if may_inline && !core.state.is_done() {
-                may_inline = false;
-                if let Some(hook) = core.inline.clone() {
-                    drop(core);
-                    hook.try_run_inline();
-                    drop(hook);
-                    core = self.lock();
-                    continue;
-                }
             }
             core.blocked += 1;
             match deadline {
@@ -510,7 +558,7 @@ impl<T> TaskFuture<T> {
                     core = c;
                     if expired {
                         core.blocked -= 1;
-                        return core.state.is_done() && (!settled || core.settled);
+                        return ready(self.status());
                     }
                 }
             }
@@ -542,8 +590,8 @@ impl<T> TaskFuture<T> {
         F: FnOnce(&TaskFuture<T>) + Send + 'static,
     {
         let mut core = self.lock();
-        if !core.state.is_done() {
-            core.callbacks.push(Box::new(callback));
+        if !is_done(self.status()) {
+            core.extras().callbacks.push(Box::new(callback));
             return;
         }
         drop(core);
@@ -552,13 +600,10 @@ impl<T> TaskFuture<T> {
 
     /// Offers the queued task to its inline hook (see [`InlineRun`]).
     pub(crate) fn try_run_inline(&self) -> bool {
-        let hook = {
-            let core = self.lock();
-            if core.state.is_done() {
-                return false;
-            }
-            core.inline.clone()
-        };
+        if self.done() {
+            return false;
+        }
+        let hook = self.lock().inline.clone();
         hook.is_some_and(|h| h.try_run_inline())
     }
 
@@ -567,20 +612,36 @@ impl<T> TaskFuture<T> {
     }
 }
 
-/// Step 2 to 5 of a transition into a done state; `core` already holds the
-/// new state (and, for FINISHED, the value was written).
-fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>) {
-    debug_assert!(core.state.is_done());
-    let outcome = match core.state {
-        FutureState::Cancelled => Outcome::Cancelled,
-        _ if core.ok => Outcome::Succeeded,
+/// Moves a PENDING future to CANCELLED; true if it is cancelled now.
+fn cancel<T>(inner: &Arc<Inner<T>>) -> bool {
+    let core = sync::lock(&inner.core);
+    match inner.status.load(Ordering::Relaxed) & STATE_MASK {
+        PENDING => {
+            publish(inner, core, CANCELLED);
+            true
+        }
+        CANCELLED => true,
+        _ => false,
+    }
+}
+
+/// The transition into the done state `state` (CANCELLED, FINISHED_OK or
+/// FINISHED_ERR), with `core` locked and, for FINISHED, the value written.
+fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>, state: usize) {
+    let outcome = match state {
+        CANCELLED => Outcome::Cancelled,
+        FINISHED_OK => Outcome::Succeeded,
         _ => Outcome::Failed,
     };
-    let waiters = std::mem::take(&mut core.waiters);
-    let wakers = std::mem::take(&mut core.wakers);
-    let callbacks = std::mem::take(&mut core.callbacks);
+    let extras = core.extras.take();
     let inline = core.inline.take();
-    core.settled = callbacks.is_empty();
+    let (callbacks, waiters, wakers) = match extras {
+        Some(e) => (e.callbacks, e.waiters, e.wakers),
+        None => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    let settled = if callbacks.is_empty() { SETTLED } else { 0 };
+    // Release: publishes the value (written before) with the state.
+    inner.status.store(state | settled, Ordering::Release);
     if core.blocked > 0 {
         inner.cond.notify_all();
     }
@@ -606,8 +667,8 @@ fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>) {
     }
     drop(handle);
     let mut core = sync::lock(&inner.core);
-    core.settled = true;
-    let wakers = std::mem::take(&mut core.wakers);
+    inner.status.store(state | SETTLED, Ordering::Release);
+    let wakers = core.extras.take().map(|e| e.wakers).unwrap_or_default();
     if core.blocked > 0 {
         inner.cond.notify_all();
     }
@@ -696,13 +757,13 @@ impl<T> Completer<T> {
     /// assert!(!fut.cancel()); // a running task cannot be cancelled
     /// ```
     pub fn set_running(&self) -> bool {
-        let mut core = sync::lock(&self.inner().core);
-        match core.state {
-            FutureState::Pending => {
-                core.state = FutureState::Running;
-                true
-            }
-            _ => false,
+        let inner = self.inner();
+        let _core = sync::lock(&inner.core);
+        if inner.status.load(Ordering::Relaxed) == PENDING {
+            inner.status.store(RUNNING, Ordering::Release);
+            true
+        } else {
+            false
         }
     }
 
@@ -715,15 +776,16 @@ impl<T> Completer<T> {
     /// assert!(completer.is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        sync::lock(&self.inner().core).state == FutureState::Cancelled
+        self.inner().status.load(Ordering::Acquire) & STATE_MASK == CANCELLED
     }
 
     /// Installs the hook that lets a blocked waiter run this queued task
     /// inline (see [`InlineRun`], which has an example). It is dropped when
     /// the future is done.
     pub fn set_inline_hook(&self, hook: Arc<dyn InlineRun>) {
-        let mut core = sync::lock(&self.inner().core);
-        if !core.state.is_done() {
+        let inner = self.inner();
+        let mut core = sync::lock(&inner.core);
+        if !is_done(inner.status.load(Ordering::Relaxed)) {
             core.inline = Some(hook);
         }
     }
@@ -761,33 +823,27 @@ impl<T> Completer<T> {
     /// ```
     pub fn cancel(mut self) -> bool {
         let inner = self.inner.take().expect("completer used once");
-        let mut core = sync::lock(&inner.core);
-        match core.state {
-            FutureState::Pending => {
-                core.state = FutureState::Cancelled;
-                publish(&inner, core);
-                true
-            }
-            FutureState::Cancelled => true,
-            FutureState::Running | FutureState::Finished => false,
-        }
+        cancel(&inner)
     }
 }
 
 fn finish<T>(inner: &Arc<Inner<T>>, result: Result<T, TaskError>) -> bool {
-    let mut core = sync::lock(&inner.core);
-    match core.state {
-        FutureState::Pending | FutureState::Running => {}
-        FutureState::Cancelled | FutureState::Finished => return false,
+    let core = sync::lock(&inner.core);
+    if is_done(inner.status.load(Ordering::Relaxed)) {
+        return false;
     }
-    core.ok = result.is_ok();
+    let state = if result.is_ok() {
+        FINISHED_OK
+    } else {
+        FINISHED_ERR
+    };
     // SAFETY: the state is not FINISHED, so no reader touches the cell (they
-    // read only after seeing FINISHED under this lock, which we hold), and
-    // this is the only write: the state becomes FINISHED before the lock is
-    // released, and `finish` refuses a FINISHED future.
+    // read only after seeing FINISHED, which `publish` stores after this
+    // write), and this is the only write: we hold the lock, `publish` makes
+    // the state final before releasing it, and `finish` refuses a done
+    // future.
     unsafe { inner.value.set(result) };
-    core.state = FutureState::Finished;
-    publish(inner, core);
+    publish(inner, core, state);
     true
 }
 
@@ -846,18 +902,14 @@ impl<T> std::hash::Hash for TaskFuture<T> {
 /// `running`, `cancelled`, `finished returned i32`, `finished raised Panicked`.
 impl<T> fmt::Debug for TaskFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let core = self.lock();
-        let (state, ok) = (core.state, core.ok);
-        drop(core);
+        let status = self.status() & STATE_MASK;
         write!(f, "<TaskFuture at {:#x} state=", self.id())?;
-        match state {
-            FutureState::Pending => f.write_str("pending>"),
-            FutureState::Running => f.write_str("running>"),
-            FutureState::Cancelled => f.write_str("cancelled>"),
-            FutureState::Finished if ok => {
-                write!(f, "finished returned {}>", std::any::type_name::<T>())
-            }
-            FutureState::Finished => match self.read() {
+        match status {
+            PENDING => f.write_str("pending>"),
+            RUNNING => f.write_str("running>"),
+            CANCELLED => f.write_str("cancelled>"),
+            FINISHED_OK => write!(f, "finished returned {}>", std::any::type_name::<T>()),
+            _ => match self.read() {
                 Err(e) => write!(f, "finished raised {}>", e.kind()),
                 Ok(_) => f.write_str("finished>"),
             },
@@ -872,19 +924,21 @@ impl<T> Waitable for TaskFuture<T> {
 
     fn register(&self, waiter: &Arc<Waiter>, token: usize) -> Option<Outcome> {
         let mut core = self.lock();
-        match core.state {
-            FutureState::Cancelled => Some(Outcome::Cancelled),
-            FutureState::Finished if core.ok => Some(Outcome::Succeeded),
-            FutureState::Finished => Some(Outcome::Failed),
-            FutureState::Pending | FutureState::Running => {
-                core.waiters.push((waiter.clone(), token));
+        match self.status() & STATE_MASK {
+            CANCELLED => Some(Outcome::Cancelled),
+            FINISHED_OK => Some(Outcome::Succeeded),
+            FINISHED_ERR => Some(Outcome::Failed),
+            _ => {
+                core.extras().waiters.push((waiter.clone(), token));
                 None
             }
         }
     }
 
     fn unregister(&self, waiter: &Arc<Waiter>) {
-        self.lock().waiters.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
+        if let Some(extras) = &mut self.lock().extras {
+            extras.waiters.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
+        }
     }
 
     fn run_inline(&self) -> bool {
@@ -949,11 +1003,13 @@ impl<T> TaskFuture<T> {
     /// Registers `waker` unless the condition already holds.
     fn poll_ready(&self, cx: &mut Context<'_>, settled: bool) -> bool {
         let mut core = self.lock();
-        if core.state.is_done() && (!settled || core.settled) {
+        let status = self.status();
+        if is_done(status) && (!settled || status & SETTLED != 0) {
             return true;
         }
-        if !core.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            core.wakers.push(cx.waker().clone());
+        let wakers = &mut core.extras().wakers;
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
         }
         false
     }

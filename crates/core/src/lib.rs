@@ -23,7 +23,9 @@ mod sync;
 mod wait;
 
 pub use error::{TaskError, catch_panic, panic_message};
-pub use executor::{ConfigError, Executor, Map, MapOptions, Payload};
+pub use executor::{
+    ConfigError, DEFAULT_WINDOW_PER_WORKER, Executor, MIN_DEFAULT_WINDOW, Map, MapOptions, Payload,
+};
 pub use future::{
     Awaiting, AwaitingRef, Completer, FutureState, InlineRun, TaskFuture,
     set_callback_panic_handler,

@@ -168,7 +168,8 @@ impl Registry {
 
     fn enqueue(self: &Arc<Self>, make_job: impl FnOnce() -> JobRef) -> Result<(), TaskError> {
         let load = self.load.fetch_add(1, Ordering::SeqCst) + 1;
-        if load > self.started.load(Ordering::Acquire) {
+        let started = self.started.load(Ordering::Acquire);
+        if load > started && started < self.config.max_workers {
             if let Err(e) = self.maybe_start_worker(load) {
                 self.load.fetch_sub(1, Ordering::SeqCst);
                 return Err(e);

@@ -310,7 +310,7 @@ pub fn test_free_reference<E: Executor>(make: impl Make<E>) {
 /// its results are never consumed.
 ///
 /// Difference: our `map` is lazy; it submits its first window
-/// (2 × `max_workers`, which covers these 10 items) before returning, and
+/// (4 × `max_workers`, at least 64, which covers these 10 items) before returning, and
 /// dropping the iterator cancels what is still queued, so the iterator is
 /// kept alive over the shutdown.
 pub fn test_map_submits_without_iteration<E: Executor>(make: impl Make<E>) {
