@@ -341,7 +341,7 @@ where
             chunksize: options.chunksize.unwrap_or(1),
             window_cap,
             timeout: options.timeout,
-            deadline: options.timeout.map(|t| Instant::now() + t),
+            deadline: options.timeout.and_then(crate::future::deadline_after),
             window: VecDeque::with_capacity(window_cap),
             unpacked: VecDeque::new(),
             submitted: 0,
@@ -414,11 +414,19 @@ where
             Slot::Chunk(f, n) => match f.into_result_until(self.deadline) {
                 Ok(Ok(results)) => {
                     self.unpacked.extend(results);
-                    Ok(self.unpacked.pop_front()?)
+                    match self.unpacked.pop_front() {
+                        Some(r) => Ok(r),
+                        // An executor gave back an empty chunk: go on with
+                        // the next one rather than end the iteration.
+                        None => return self.next(),
+                    }
                 }
                 Ok(Err(e)) => {
                     self.unpacked.extend((0..n).map(|_| Err(e.clone())));
-                    Ok(self.unpacked.pop_front()?)
+                    match self.unpacked.pop_front() {
+                        Some(r) => Ok(r),
+                        None => return self.next(),
+                    }
                 }
                 Err(f) => Err(Slot::Chunk(f, n)),
             },

@@ -63,6 +63,8 @@ const FINISHED_ERR: usize = 4;
 const STATE_MASK: usize = 7;
 /// Done, and every callback registered before completion has run.
 const SETTLED: usize = 8;
+/// At least one done-callback was added while the future was not done.
+const HAS_CALLBACKS: usize = 16;
 
 fn is_done(status: usize) -> bool {
     status & STATE_MASK >= CANCELLED
@@ -384,7 +386,7 @@ impl<T> TaskFuture<T> {
     /// assert!(matches!(fut.result_timeout(Duration::ZERO), Err(TaskError::TimedOut { .. })));
     /// ```
     pub fn result_timeout(&self, timeout: Duration) -> Result<&T, TaskError> {
-        if self.wait_until(Some(Instant::now() + timeout), false) {
+        if self.wait_until(deadline_after(timeout), false) {
             self.read()
         } else {
             Err(timed_out(timeout))
@@ -417,7 +419,7 @@ impl<T> TaskFuture<T> {
     /// assert_eq!(TaskFuture::ready(1).exception_timeout(Duration::ZERO), Ok(None));
     /// ```
     pub fn exception_timeout(&self, timeout: Duration) -> Result<Option<TaskError>, TaskError> {
-        if self.wait_until(Some(Instant::now() + timeout), false) {
+        if self.wait_until(deadline_after(timeout), false) {
             Self::split(self.read())
         } else {
             Err(timed_out(timeout))
@@ -433,7 +435,8 @@ impl<T> TaskFuture<T> {
     }
 
     /// Blocks until the task is done and its callbacks have run, then moves
-    /// the value out.
+    /// the value out. (So do not call it from inside one of this future's
+    /// own done-callbacks: it would wait for itself. Use `result()` there.)
     ///
     /// This needs the last handle: if clones of this handle still exist it
     /// returns [`TaskError::Shared`] (and the value stays readable through
@@ -590,8 +593,12 @@ impl<T> TaskFuture<T> {
         F: FnOnce(&TaskFuture<T>) + Send + 'static,
     {
         let mut core = self.lock();
-        if !is_done(self.status()) {
+        let status = self.status();
+        if !is_done(status) {
             core.extras().callbacks.push(Box::new(callback));
+            self.inner
+                .status
+                .store(status | HAS_CALLBACKS, Ordering::Release);
             return;
         }
         drop(core);
@@ -652,9 +659,7 @@ fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>, state: u
     for (waiter, token) in waiters {
         waiter.notify(token, outcome);
     }
-    for waker in wakers {
-        waker.wake();
-    }
+    wake_all(wakers);
     if callbacks.is_empty() {
         return;
     }
@@ -673,8 +678,16 @@ fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>, state: u
         inner.cond.notify_all();
     }
     drop(core);
+    wake_all(wakers);
+}
+
+/// Wakes async tasks; a waker that panics is reported and the others are
+/// still woken, so a foreign waker cannot leave the future half-published.
+fn wake_all(wakers: Vec<Waker>) {
     for waker in wakers {
-        waker.wake();
+        if let Err(e) = crate::catch_panic(|| waker.wake()) {
+            report_callback_panic(&format!("an async waker panicked: {e}"));
+        }
     }
 }
 
@@ -725,10 +738,19 @@ fn report_callback_panic(report: &str) {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
-    match &*slot {
-        Some(handler) => handler(report),
-        None => eprintln!("concurrent_futures: {report}"),
+    let handled = match &*slot {
+        Some(handler) => crate::catch_panic(|| handler(report)).is_ok(),
+        None => false,
+    };
+    if !handled {
+        eprintln!("concurrent_futures: {report}");
     }
+}
+
+/// `now + timeout`, or no deadline at all if that overflows the clock (a
+/// timeout of `Duration::MAX` means "wait forever").
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 fn timed_out(after: Duration) -> TaskError {
@@ -759,12 +781,30 @@ impl<T> Completer<T> {
     pub fn set_running(&self) -> bool {
         let inner = self.inner();
         let _core = sync::lock(&inner.core);
-        if inner.status.load(Ordering::Relaxed) == PENDING {
-            inner.status.store(RUNNING, Ordering::Release);
+        let status = inner.status.load(Ordering::Relaxed);
+        if status & STATE_MASK == PENDING {
+            inner
+                .status
+                .store((status & !STATE_MASK) | RUNNING, Ordering::Release);
             true
         } else {
             false
         }
+    }
+
+    /// True if done-callbacks are waiting for this future. They will run in
+    /// the thread that completes it, which an executor may want to know
+    /// before it counts that thread as free.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// let (fut, completer) = TaskFuture::<()>::pending();
+    /// assert!(!completer.has_callbacks());
+    /// fut.add_done_callback(|_| {});
+    /// assert!(completer.has_callbacks());
+    /// ```
+    pub fn has_callbacks(&self) -> bool {
+        self.inner().status.load(Ordering::Acquire) & HAS_CALLBACKS != 0
     }
 
     /// True if the future was cancelled.
@@ -785,9 +825,14 @@ impl<T> Completer<T> {
     pub fn set_inline_hook(&self, hook: Arc<dyn InlineRun>) {
         let inner = self.inner();
         let mut core = sync::lock(&inner.core);
-        if !is_done(inner.status.load(Ordering::Relaxed)) {
-            core.inline = Some(hook);
-        }
+        let old = if is_done(inner.status.load(Ordering::Relaxed)) {
+            Some(hook)
+        } else {
+            core.inline.replace(hook)
+        };
+        drop(core);
+        // A hook may own a completer of this very future: drop it unlocked.
+        drop(old);
     }
 
     /// Finishes the future with `result` (Python's `set_result` /

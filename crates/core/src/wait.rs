@@ -249,7 +249,7 @@ pub fn wait<W: Waitable>(
     timeout: Option<Duration>,
     return_when: ReturnWhen,
 ) -> DoneAndNotDone<W> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(crate::future::deadline_after);
     let futures = dedupe(futures);
     let waiter = Waiter::new();
     let mut outcomes: Vec<Option<Outcome>> = futures
@@ -360,7 +360,7 @@ pub fn as_completed<W: Waitable>(
         remaining,
         waiter,
         timeout,
-        deadline: timeout.map(|t| started + t),
+        deadline: timeout.and_then(|t| started.checked_add(t)),
         ended: false,
     }
 }
@@ -391,8 +391,10 @@ impl<W: Waitable> Iterator for AsCompleted<W> {
         if self.deadline.is_none() {
             // Claim a still-queued task of our own pool instead of waiting
             // for it (see `wait`).
-            if let Some(f) = self.slots.iter().flatten().next() {
-                f.run_inline();
+            for f in self.slots.iter().flatten() {
+                if f.run_inline() {
+                    break;
+                }
             }
         }
         loop {

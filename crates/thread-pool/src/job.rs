@@ -36,8 +36,9 @@ pub(crate) struct JobCell<R, F> {
 // SAFETY: `body` is touched only by the thread that switched `claimed` from
 // false to true (see `claim`), so sharing a `JobCell` never gives two
 // threads access to the body; moving the body to that thread needs
-// `R: Send` (the completer carries an `R`) and `F: Send`.
-unsafe impl<R: Send, F: Send> Sync for JobCell<R, F> {}
+// `R: Send + Sync` (the completer shares an `R` with the future's handles)
+// and `F: Send`.
+unsafe impl<R: Send + Sync, F: Send> Sync for JobCell<R, F> {}
 
 impl<R, F> JobCell<R, F>
 where
@@ -72,18 +73,32 @@ where
         unsafe { (*self.body.get()).take() }
     }
 
-    fn execute(&self, done_with_entry: &dyn Fn()) {
+    /// Returns whether this call claimed the job.
+    fn execute(&self, done_with_entry: &dyn Fn()) -> bool {
         let Some((completer, f)) = self.claim() else {
             done_with_entry(); // run inline by a waiter, cancelled or failed
-            return;
+            return false;
         };
         if !completer.set_running() {
-            done_with_entry(); // cancelled while queued: drop it
-            return;
+            // Cancelled while queued: drop it (a closure's captures may
+            // panic on drop; that must not take the worker down).
+            let _ = catch_panic(move || drop(f));
+            done_with_entry();
+            return true;
         }
         let result = catch_panic(f);
-        done_with_entry();
-        completer.complete(result);
+        // Count the worker as free before the future completes (so a
+        // caller woken by the completion who submits again reuses it),
+        // unless done-callbacks will run here first: they may wait for
+        // work that then needs another thread.
+        if completer.has_callbacks() {
+            completer.complete(result);
+            done_with_entry();
+        } else {
+            done_with_entry();
+            completer.complete(result);
+        }
+        true
     }
 }
 
@@ -126,7 +141,6 @@ where
         }
         // The queue entry stays counted in the pool's load until a worker
         // pops it (and finds it claimed); nothing to account for here.
-        self.execute(&|| {});
-        true
+        self.execute(&|| {})
     }
 }

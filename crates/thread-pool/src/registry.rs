@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 
-use concurrent_futures_core::TaskError;
+use concurrent_futures_core::{TaskError, catch_panic};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::job::JobRef;
@@ -109,7 +109,11 @@ thread_local! {
 
 /// The pool whose worker the current thread is, if any.
 pub(crate) fn current_pool() -> Option<usize> {
-    LOCAL.with(|l| l.borrow().as_ref().map(|l| l.pool_id))
+    // `try_with`: during thread-local teardown this thread is no worker.
+    LOCAL
+        .try_with(|l| l.borrow().as_ref().map(|l| l.pool_id))
+        .ok()
+        .flatten()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -159,9 +163,11 @@ impl Registry {
         let result = self.enqueue(make_job);
         let prev = self.gate.fetch_sub(SUBMIT, Ordering::SeqCst);
         if prev & SHUTDOWN != 0 {
-            // Shutdown began meanwhile; workers may be waiting for us to
-            // finish before they exit.
-            self.wake_all();
+            // Shutdown began meanwhile: workers, and a `shutdown(wait)`,
+            // may be waiting for us to finish.
+            let _g = lock(&self.sleep_lock);
+            self.sleep_cv.notify_all();
+            self.exit_cv.notify_all();
         }
         result
     }
@@ -176,7 +182,7 @@ impl Registry {
             }
         }
         let mut job = Some(make_job());
-        LOCAL.with(|l| match &*l.borrow() {
+        let _ = LOCAL.try_with(|l| match &*l.borrow() {
             // Submitted by one of our own workers: keep it local, others steal.
             Some(local) if local.pool_id == self.id => local.deque.push(job.take().expect("set")),
             _ => {}
@@ -210,7 +216,7 @@ impl Registry {
             return Ok(());
         }
         let deque = Worker::new_fifo();
-        let _ = self.slots[index].stealer.set(deque.stealer());
+        let stealer = deque.stealer();
         let name = format!("{}_{}", self.config.name_prefix, index);
         let mut builder = thread::Builder::new().name(name);
         if let Some(size) = self.config.stack_size {
@@ -220,6 +226,9 @@ impl Registry {
         lock(&self.sleep_lock).alive += 1;
         match builder.spawn(move || registry.main_loop(index, deque)) {
             Ok(handle) => {
+                // Registered only once the thread exists, so a failed spawn
+                // leaves the slot free for the next one.
+                let _ = self.slots[index].stealer.set(stealer);
                 threads.push(handle);
                 self.started.store(index + 1, Ordering::Release);
                 Ok(())
@@ -243,12 +252,19 @@ impl Registry {
             deque,
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+        // Whatever happens below, the pool learns that this worker is gone.
+        let _exit = ExitGuard(&self);
         if self.run_initializer(index) {
             let done_with_entry = || self.release_load();
             loop {
                 match self.find_job(index, &local.deque) {
                     Some(job) => {
-                        job.run(&done_with_entry);
+                        // Tasks and callbacks catch their own panics; this
+                        // catches what foreign code in between might raise
+                        // (a waker, a panic handler) so the worker lives on.
+                        if let Err(e) = catch_panic(|| job.run(&done_with_entry)) {
+                            eprintln!("concurrent_futures: a worker survived a panic: {e}");
+                        }
                     }
                     None => {
                         if !self.sleep(&local.deque) {
@@ -258,10 +274,7 @@ impl Registry {
                 }
             }
         }
-        LOCAL.with(|l| *l.borrow_mut() = None);
-        let mut state = lock(&self.sleep_lock);
-        state.alive -= 1;
-        self.exit_cv.notify_all();
+        let _ = LOCAL.try_with(|l| *l.borrow_mut() = None);
     }
 
     /// Runs the initializer; on failure marks the pool broken and returns
@@ -410,7 +423,9 @@ impl Registry {
         }
         let me_in_pool = current_pool() == Some(self.id);
         let mut state = lock(&self.sleep_lock);
-        while state.alive > usize::from(me_in_pool) {
+        // Also wait out submits still in progress: one may be about to
+        // start the first worker for a task it was allowed to queue.
+        while state.alive > usize::from(me_in_pool) || self.gate.load(Ordering::SeqCst) >= SUBMIT {
             state = self.exit_cv.wait(state).unwrap_or_else(|p| p.into_inner());
         }
         drop(state);
@@ -429,6 +444,17 @@ impl Registry {
 
     pub(crate) fn alive_workers(&self) -> usize {
         lock(&self.sleep_lock).alive
+    }
+}
+
+/// Counts a worker out when its main loop ends, by return or by panic.
+struct ExitGuard<'a>(&'a Registry);
+
+impl Drop for ExitGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.sleep_lock);
+        state.alive -= 1;
+        self.0.exit_cv.notify_all();
     }
 }
 
