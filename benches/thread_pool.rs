@@ -752,7 +752,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -1079,8 +1079,8 @@ fn crate_versions() -> String {
     for line in lock.lines() {
         if let Some(n) = line.strip_prefix("name = ") {
             name = Some(n.trim_matches('"'));
-        } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
-            if [
+        } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take())
+            && [
                 "rayon",
                 "threadpool",
                 "crossbeam-channel",
@@ -1088,9 +1088,8 @@ fn crate_versions() -> String {
                 "criterion",
             ]
             .contains(&n)
-            {
-                found.push(format!("{n} {}", v.trim_matches('"')));
-            }
+        {
+            found.push(format!("{n} {}", v.trim_matches('"')));
         }
     }
     if found.is_empty() {

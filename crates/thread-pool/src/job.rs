@@ -24,10 +24,14 @@ pub(crate) trait Job: Send + Sync {
     fn cancel(&self);
     /// Fails the task's future with `err` without running it.
     fn abort(&self, err: TaskError);
+    /// Whether this entry was counted in the pool's `load` (only while the
+    /// pool could still grow); only a counted entry gives its count back.
+    fn counted(&self) -> bool;
 }
 
 pub(crate) struct JobCell<R, F> {
     pool_id: usize,
+    counted: bool,
     claimed: AtomicBool,
     /// Taken by the one thread that wins the `claimed` flag.
     body: UnsafeCell<Option<(Completer<R>, F)>>,
@@ -47,9 +51,10 @@ where
 {
     /// Wraps the task and installs the job as its future's inline hook
     /// (see [`InlineRun`]); the future drops the hook once done.
-    pub(crate) fn new(pool_id: usize, completer: Completer<R>, f: F) -> Arc<Self> {
+    pub(crate) fn new(pool_id: usize, counted: bool, completer: Completer<R>, f: F) -> Arc<Self> {
         let job = Arc::new(JobCell {
             pool_id,
+            counted,
             claimed: AtomicBool::new(false),
             body: UnsafeCell::new(Some((completer, f))),
         });
@@ -75,6 +80,11 @@ where
 
     /// Returns whether this call claimed the job.
     fn execute(&self, done_with_entry: &dyn Fn()) -> bool {
+        let done_with_entry = || {
+            if self.counted {
+                done_with_entry()
+            }
+        };
         let Some((completer, f)) = self.claim() else {
             done_with_entry(); // run inline by a waiter, cancelled or failed
             return false;
@@ -121,6 +131,10 @@ where
         if let Some((completer, _f)) = self.claim() {
             completer.complete(Err(err));
         }
+    }
+
+    fn counted(&self) -> bool {
+        self.counted
     }
 }
 

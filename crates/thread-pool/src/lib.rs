@@ -51,6 +51,9 @@ static NEXT_POOL_NUMBER: AtomicUsize = AtomicUsize::new(0);
 ///   A true cycle (two running tasks each waiting for the other) is still a
 ///   deadlock, as anywhere.
 /// * Dropping the pool is `shutdown(wait = true)`: no thread outlives it.
+///   (Dropped, or shut down with `wait`, from inside one of its own tasks,
+///   it joins every other worker; the calling worker cannot join itself and
+///   exits as soon as that task returns.)
 ///
 /// Plain functions go through [`Executor::submit`], which runs unchanged on
 /// the process pool; closures go through [`spawn`](Self::spawn).
@@ -214,9 +217,9 @@ impl ThreadPoolExecutor {
         let (fut, completer) = TaskFuture::pending();
         let pool_id = self.registry.id;
         let mut completer = Some(completer);
-        self.registry.submit(|| {
+        self.registry.submit(|counted| {
             let completer = completer.take().expect("make_job runs once");
-            JobCell::new(pool_id, completer, f)
+            JobCell::new(pool_id, counted, completer, f)
         })?;
         Ok(fut)
     }

@@ -31,7 +31,10 @@
 //! cancelled, or when shutdown or a broken pool drains it. A submit that
 //! makes `load` exceed the threads started starts one more (while fewer
 //! than `max_workers` run), so a queued job never waits for a busy worker
-//! while the pool may still grow.
+//! while the pool may still grow. Once all `max_workers` threads have
+//! started, the pool cannot grow and submits no longer count (each entry
+//! remembers whether it was counted), which keeps a cache line that every
+//! worker writes off the hot path.
 //!
 //! # Shutdown
 //! `gate` packs the shutdown bit (bit 0) with twice the number of submits
@@ -150,7 +153,7 @@ impl Registry {
     /// submit leaves nothing behind.
     pub(crate) fn submit(
         self: &Arc<Self>,
-        make_job: impl FnOnce() -> JobRef,
+        make_job: impl FnOnce(bool) -> JobRef,
     ) -> Result<(), TaskError> {
         if let Some(reason) = self.broken.get() {
             return Err(broken(reason));
@@ -172,16 +175,20 @@ impl Registry {
         result
     }
 
-    fn enqueue(self: &Arc<Self>, make_job: impl FnOnce() -> JobRef) -> Result<(), TaskError> {
-        let load = self.load.fetch_add(1, Ordering::SeqCst) + 1;
-        let started = self.started.load(Ordering::Acquire);
-        if load > started && started < self.config.max_workers {
-            if let Err(e) = self.maybe_start_worker(load) {
+    fn enqueue(self: &Arc<Self>, make_job: impl FnOnce(bool) -> JobRef) -> Result<(), TaskError> {
+        // Once every thread has started the pool cannot grow, and `load`
+        // (a line written by the submitter and every worker) is left alone.
+        let counted = self.started.load(Ordering::Acquire) < self.config.max_workers;
+        if counted {
+            let load = self.load.fetch_add(1, Ordering::SeqCst) + 1;
+            if load > self.started.load(Ordering::Acquire)
+                && let Err(e) = self.maybe_start_worker(load)
+            {
                 self.load.fetch_sub(1, Ordering::SeqCst);
                 return Err(e);
             }
         }
-        let mut job = Some(make_job());
+        let mut job = Some(make_job(counted));
         let _ = LOCAL.try_with(|l| match &*l.borrow() {
             // Submitted by one of our own workers: keep it local, others steal.
             Some(local) if local.pool_id == self.id => local.deque.push(job.take().expect("set")),
@@ -388,8 +395,11 @@ impl Registry {
         loop {
             match self.injector.steal() {
                 Steal::Success(job) => {
+                    let counted = job.counted();
                     f(job);
-                    self.release_load();
+                    if counted {
+                        self.release_load();
+                    }
                 }
                 Steal::Retry => continue,
                 Steal::Empty => break,
@@ -401,8 +411,11 @@ impl Registry {
                 loop {
                     match stealer.steal() {
                         Steal::Success(job) => {
+                            let counted = job.counted();
                             f(job);
-                            self.release_load();
+                            if counted {
+                                self.release_load();
+                            }
                         }
                         Steal::Retry => continue,
                         Steal::Empty => break,
