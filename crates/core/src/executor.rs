@@ -173,51 +173,36 @@ pub trait Executor {
     }
 }
 
-impl<E: Executor> Executor for &E {
-    fn submit<A: Payload, R: Payload>(
-        &self,
-        f: fn(A) -> R,
-        args: A,
-    ) -> Result<TaskFuture<R>, TaskError> {
-        (**self).submit(f, args)
-    }
-    fn submit_chunk<A: Payload, R: Payload>(
-        &self,
-        f: fn(A) -> R,
-        chunk: Vec<A>,
-    ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
-        (**self).submit_chunk(f, chunk)
-    }
-    fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        (**self).shutdown(wait, cancel_futures)
-    }
-    fn max_workers(&self) -> usize {
-        (**self).max_workers()
-    }
+/// Forwards the trait through a pointer type, so generic code can take a
+/// pool by reference or shared in an `Arc`.
+macro_rules! forward_executor {
+    ($($ty:ty),*) => {$(
+        impl<E: Executor> Executor for $ty {
+            fn submit<A: Payload, R: Payload>(
+                &self,
+                f: fn(A) -> R,
+                args: A,
+            ) -> Result<TaskFuture<R>, TaskError> {
+                (**self).submit(f, args)
+            }
+            fn submit_chunk<A: Payload, R: Payload>(
+                &self,
+                f: fn(A) -> R,
+                chunk: Vec<A>,
+            ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
+                (**self).submit_chunk(f, chunk)
+            }
+            fn shutdown(&self, wait: bool, cancel_futures: bool) {
+                (**self).shutdown(wait, cancel_futures)
+            }
+            fn max_workers(&self) -> usize {
+                (**self).max_workers()
+            }
+        }
+    )*};
 }
 
-impl<E: Executor> Executor for std::sync::Arc<E> {
-    fn submit<A: Payload, R: Payload>(
-        &self,
-        f: fn(A) -> R,
-        args: A,
-    ) -> Result<TaskFuture<R>, TaskError> {
-        (**self).submit(f, args)
-    }
-    fn submit_chunk<A: Payload, R: Payload>(
-        &self,
-        f: fn(A) -> R,
-        chunk: Vec<A>,
-    ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
-        (**self).submit_chunk(f, chunk)
-    }
-    fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        (**self).shutdown(wait, cancel_futures)
-    }
-    fn max_workers(&self) -> usize {
-        (**self).max_workers()
-    }
-}
+forward_executor!(&E, std::sync::Arc<E>);
 
 /// Options for [`Executor::map_with`]: Python's `timeout`, `buffersize` and
 /// `chunksize`.

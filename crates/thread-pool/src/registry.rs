@@ -392,8 +392,18 @@ impl Registry {
     /// Takes every queued job (from the injector and every worker's deque)
     /// and hands it to `f`; each counts as done with (`release_load`).
     fn drain(&self, f: impl Fn(JobRef)) {
+        self.drain_from(|| self.injector.steal(), &f);
+        let started = self.started.load(Ordering::Acquire);
+        for slot in &self.slots[..started] {
+            if let Some(stealer) = slot.stealer.get() {
+                self.drain_from(|| stealer.steal(), &f);
+            }
+        }
+    }
+
+    fn drain_from(&self, steal: impl Fn() -> Steal<JobRef>, f: &impl Fn(JobRef)) {
         loop {
-            match self.injector.steal() {
+            match steal() {
                 Steal::Success(job) => {
                     let counted = job.counted();
                     f(job);
@@ -403,24 +413,6 @@ impl Registry {
                 }
                 Steal::Retry => continue,
                 Steal::Empty => break,
-            }
-        }
-        let started = self.started.load(Ordering::Acquire);
-        for slot in &self.slots[..started] {
-            if let Some(stealer) = slot.stealer.get() {
-                loop {
-                    match stealer.steal() {
-                        Steal::Success(job) => {
-                            let counted = job.counted();
-                            f(job);
-                            if counted {
-                                self.release_load();
-                            }
-                        }
-                        Steal::Retry => continue,
-                        Steal::Empty => break,
-                    }
-                }
             }
         }
     }
