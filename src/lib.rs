@@ -38,6 +38,40 @@ pub use concurrent_futures_core::{
     FutureState, InlineRun, Map, MapOptions, Outcome, Payload, ReturnWhen, TaskError, TaskFuture,
     Waitable, Waiter, as_completed, catch_panic, panic_message, set_callback_panic_handler, wait,
 };
+/// Marks a function `fn(A) -> R` as a task that a process pool may run
+/// (the pool itself is in progress; the registry is in place).
+///
+/// A worker process only ever runs registered tasks, looked up by name;
+/// submitting a function that is not one fails with
+/// [`TaskError::Unregistered`]. Several arguments go in one tuple.
+///
+/// ```
+/// use concurrent_futures::{registry, task};
+///
+/// #[task]
+/// fn add((a, b): (u64, u64)) -> u64 {
+///     a + b
+/// }
+///
+/// let entry = registry::lookup(add).unwrap();
+/// assert!(entry.name.ends_with("::add"));
+/// ```
+///
+/// Generic, async and multi-argument functions are refused at compile time:
+///
+/// ```compile_fail
+/// #[concurrent_futures::task]
+/// fn generic<T>(x: T) -> T { x }
+/// ```
+///
+/// ```compile_fail
+/// #[concurrent_futures::task]
+/// fn two(a: u8, b: u8) -> u8 { a + b }
+/// ```
+pub use concurrent_futures_macros::task;
+#[doc(hidden)]
+pub use concurrent_futures_process_pool::__private;
+pub use concurrent_futures_process_pool::{codec, registry};
 pub use concurrent_futures_thread_pool::{
     InitResult, ThreadPoolBuilder, ThreadPoolExecutor, default_max_workers,
 };

@@ -49,6 +49,12 @@ pub enum TaskError {
         /// What broke the executor.
         reason: String,
     },
+    /// The function given to a process pool is not a registered task: mark
+    /// it `#[concurrent_futures::task]`.
+    Unregistered {
+        /// The function, its argument and result types.
+        function: String,
+    },
     /// [`TaskFuture::into_result`](crate::TaskFuture::into_result) was called
     /// while other clones of the handle still existed, so the value could not
     /// be moved out. Nothing is lost: the other handles can still read it.
@@ -80,6 +86,7 @@ impl TaskError {
             TaskError::ShutDown => "ShutDown",
             TaskError::Broken { .. } => "Broken",
             TaskError::Shared { .. } => "Shared",
+            TaskError::Unregistered { .. } => "Unregistered",
         }
     }
 
@@ -150,6 +157,11 @@ impl fmt::Display for TaskError {
                  submit before calling shutdown() or build a new executor",
             ),
             TaskError::Broken { reason } => write!(f, "the executor is broken: {reason}"),
+            TaskError::Unregistered { function } => write!(
+                f,
+                "{function} is not a registered task: a process pool only runs functions \
+                 marked #[concurrent_futures::task]; add that attribute to its definition"
+            ),
             TaskError::Shared { other_handles } => write!(
                 f,
                 "cannot move the result out: {other_handles} other handle(s) of this future \

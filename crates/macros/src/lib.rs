@@ -1,0 +1,80 @@
+//! `#[task]`: marks a function that a process pool may run.
+//!
+//! Use it through the facade, as `#[concurrent_futures::task]`; see the
+//! documentation there.
+
+use proc_macro::TokenStream;
+use quote::{format_ident, quote};
+use syn::{FnArg, ItemFn, ReturnType, parse_macro_input, spanned::Spanned};
+
+/// Registers a plain function `fn(A) -> R` as a task that a worker process
+/// may run. The function must take exactly one argument (use a tuple for
+/// several) and must not be generic, async or a method. It is marked
+/// `#[inline(never)]` so that it has one address to be recognised by.
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        return syn::Error::new(
+            proc_macro2::TokenStream::from(attr).span(),
+            "#[task] takes no arguments",
+        )
+        .to_compile_error()
+        .into();
+    }
+    let mut func = parse_macro_input!(item as ItemFn);
+    match expand(&mut func) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand(func: &mut ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+    let sig = &func.sig;
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "a #[task] cannot be generic: a worker must know the exact argument and result types",
+        ));
+    }
+    if let Some(a) = &sig.asyncness {
+        return Err(syn::Error::new(a.span(), "a #[task] cannot be async"));
+    }
+    if sig.inputs.len() != 1 {
+        return Err(syn::Error::new(
+            sig.inputs.span(),
+            "a #[task] takes exactly one argument; pass several values as one tuple",
+        ));
+    }
+    let arg_ty = match &sig.inputs[0] {
+        FnArg::Typed(pat) => (*pat.ty).clone(),
+        FnArg::Receiver(r) => {
+            return Err(syn::Error::new(
+                r.span(),
+                "a #[task] cannot be a method; make it a free function",
+            ));
+        }
+    };
+    let ret_ty: syn::Type = match &sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    let name = &sig.ident;
+    let entry = format_ident!("__CF_TASK_{}", name.to_string().to_uppercase());
+    func.attrs.retain(|a| !a.path().is_ident("inline"));
+    func.attrs.push(syn::parse_quote!(#[inline(never)]));
+    Ok(quote! {
+        #func
+
+        #[doc(hidden)]
+        #[::concurrent_futures::__private::linkme::distributed_slice(::concurrent_futures::__private::TASKS)]
+        #[linkme(crate = ::concurrent_futures::__private::linkme)]
+        static #entry: ::concurrent_futures::__private::TaskEntry =
+            ::concurrent_futures::__private::TaskEntry {
+                name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
+                arg: ::core::any::TypeId::of::<#arg_ty>,
+                ret: ::core::any::TypeId::of::<#ret_ty>,
+                addr: || #name as fn(#arg_ty) -> #ret_ty as usize,
+                invoke: |bytes| ::concurrent_futures::__private::invoke::<#arg_ty, #ret_ty>(#name, bytes),
+            };
+    })
+}

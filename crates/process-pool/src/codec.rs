@@ -1,0 +1,120 @@
+//! The one codec seam: every payload that crosses a process boundary (task
+//! arguments, results, and later the pool's own messages) goes through
+//! [`encode`] and [`decode`].
+//!
+//! The default is bincode 2.0.1 with its serde support, as the design names
+//! it; the `postcard` feature switches to postcard (the codec ipc-channel
+//! itself uses). Decoding is bounded by [`DECODE_LIMIT`], so a corrupt
+//! length prefix cannot make us allocate without bound.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The most bytes one decoded value may claim (1 GiB). Larger payloads
+/// fail with [`CodecError`] instead of allocating.
+///
+/// ```
+/// assert_eq!(concurrent_futures_process_pool::codec::DECODE_LIMIT, 1 << 30);
+/// ```
+pub const DECODE_LIMIT: usize = 1 << 30;
+
+/// Why a payload could not be encoded or decoded. The message names the
+/// Rust type and the codec's own reason.
+///
+/// ```
+/// use concurrent_futures_process_pool::codec;
+/// let err = codec::decode::<String>(&[0xff, 0xff]).unwrap_err();
+/// assert!(err.to_string().contains("alloc::string::String"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodecError {
+    /// `"encode"` or `"decode"`.
+    pub direction: &'static str,
+    /// `std::any::type_name` of the value.
+    pub type_name: &'static str,
+    /// What the codec said.
+    pub reason: String,
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not {} a value of type {}: {}",
+            self.direction, self.type_name, self.reason
+        )
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+fn error<T: ?Sized>(direction: &'static str, reason: impl fmt::Display) -> CodecError {
+    CodecError {
+        direction,
+        type_name: std::any::type_name::<T>(),
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(not(feature = "postcard"))]
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+/// Encodes `value` with the pool's codec.
+///
+/// ```
+/// use concurrent_futures_process_pool::codec;
+/// let bytes = codec::encode(&(7_u32, String::from("seven"))).unwrap();
+/// assert_eq!(codec::decode::<(u32, String)>(&bytes).unwrap(), (7, "seven".into()));
+/// ```
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    #[cfg(not(feature = "postcard"))]
+    let bytes = bincode::serde::encode_to_vec(value, config()).map_err(|e| error::<T>("encode", e));
+    #[cfg(feature = "postcard")]
+    let bytes = postcard::to_stdvec(value).map_err(|e| error::<T>("encode", e));
+    bytes
+}
+
+/// Decodes a `T` from `bytes`, which must hold exactly one value. Never
+/// panics and never allocates more than [`DECODE_LIMIT`] for it, whatever
+/// the bytes are.
+///
+/// ```
+/// use concurrent_futures_process_pool::codec;
+/// assert!(codec::decode::<u8>(&[]).is_err());
+/// ```
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    if bytes.len() > DECODE_LIMIT {
+        return Err(error::<T>(
+            "decode",
+            format!("{} bytes exceed the limit of {DECODE_LIMIT}", bytes.len()),
+        ));
+    }
+    #[cfg(not(feature = "postcard"))]
+    {
+        let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
+            .map_err(|e| error::<T>("decode", e))?;
+        if used != bytes.len() {
+            return Err(error::<T>(
+                "decode",
+                format!("{} trailing bytes after the value", bytes.len() - used),
+            ));
+        }
+        Ok(value)
+    }
+    #[cfg(feature = "postcard")]
+    {
+        let (value, rest) =
+            postcard::take_from_bytes::<T>(bytes).map_err(|e| error::<T>("decode", e))?;
+        if !rest.is_empty() {
+            return Err(error::<T>(
+                "decode",
+                format!("{} trailing bytes after the value", rest.len()),
+            ));
+        }
+        Ok(value)
+    }
+}
