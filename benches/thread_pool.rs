@@ -256,13 +256,14 @@ fn ours_map_chunked(p: &Pools, n: u64) -> Duration {
     elapsed
 }
 
-fn rayon_spawn(p: &Pools, n: u64) -> Duration {
+/// Submits `n` no-op jobs with `spawn(i, tx)`, each sending its value down
+/// one channel, and receives them all (the rayon and `threadpool` rows).
+/// `spawn` builds the job itself, so the peers box nothing extra.
+fn spawn_and_channel(n: u64, spawn: impl Fn(u64, crossbeam_channel::Sender<u64>)) -> Duration {
     let (tx, rx) = crossbeam_channel::unbounded();
     let start = Instant::now();
     for i in 0..n {
-        let tx = tx.clone();
-        p.rayon
-            .spawn(move || tx.send(noop(i)).expect("receiver alive"));
+        spawn(i, tx.clone());
     }
     let mut sum = 0;
     for _ in 0..n {
@@ -273,21 +274,18 @@ fn rayon_spawn(p: &Pools, n: u64) -> Duration {
     elapsed
 }
 
+fn rayon_spawn(p: &Pools, n: u64) -> Duration {
+    spawn_and_channel(n, |i, tx| {
+        p.rayon
+            .spawn(move || tx.send(noop(i)).expect("receiver alive"))
+    })
+}
+
 fn threadpool_execute(p: &Pools, n: u64) -> Duration {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let start = Instant::now();
-    for i in 0..n {
-        let tx = tx.clone();
+    spawn_and_channel(n, |i, tx| {
         p.threadpool
-            .execute(move || tx.send(noop(i)).expect("receiver alive"));
-    }
-    let mut sum = 0;
-    for _ in 0..n {
-        sum += rx.recv().expect("a result");
-    }
-    let elapsed = start.elapsed();
-    assert_eq!(sum, expected_sum(n));
-    elapsed
+            .execute(move || tx.send(noop(i)).expect("receiver alive"))
+    })
 }
 
 fn hand_made(p: &Pools, n: u64) -> Duration {

@@ -156,26 +156,16 @@ impl Gate {
     /// Blocks until at least `n` tasks have reached the gate and returns
     /// their tags; panics after [`SHORT_TIMEOUT`].
     pub fn wait_for_arrivals(&self, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + SHORT_TIMEOUT;
-        let mut state = lock(&self.shared.state);
-        while state.arrivals.len() < n {
-            let now = Instant::now();
-            if now >= deadline {
-                panic!(
-                    "gate {}: only {} of {n} expected tasks arrived within {SHORT_TIMEOUT:?} ({:?})",
-                    self.path.display(),
+        self.wait_until(
+            |state| state.arrivals.len() >= n,
+            |state| {
+                format!(
+                    "only {} of {n} expected tasks arrived ({:?})",
                     state.arrivals.len(),
                     state.arrivals
-                );
-            }
-            state = self
-                .shared
-                .cond
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        state.arrivals.clone()
+                )
+            },
+        )
     }
 
     /// Waits until the acceptor has processed every connection made before
@@ -191,14 +181,28 @@ impl Gate {
             .write_all(format!("Y{token}\n").as_bytes())
             .expect("gate: cannot send the settle marker");
         drop(stream);
+        self.wait_until(
+            |state| state.settled >= token,
+            |_| "the acceptor did not settle".to_owned(),
+        )
+    }
+
+    /// Blocks until `done` holds for the gate's state, then returns the
+    /// arrivals; panics after [`SHORT_TIMEOUT`] with `why`'s description.
+    fn wait_until(
+        &self,
+        done: impl Fn(&GateState) -> bool,
+        why: impl Fn(&GateState) -> String,
+    ) -> Vec<String> {
         let deadline = Instant::now() + SHORT_TIMEOUT;
         let mut state = lock(&self.shared.state);
-        while state.settled < token {
+        while !done(&state) {
             let now = Instant::now();
             assert!(
                 now < deadline,
-                "gate {}: the acceptor did not settle within {SHORT_TIMEOUT:?}",
-                self.path.display()
+                "gate {}: {} within {SHORT_TIMEOUT:?}",
+                self.path.display(),
+                why(&state)
             );
             state = self
                 .shared
