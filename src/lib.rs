@@ -35,8 +35,9 @@
 
 pub use concurrent_futures_core::{
     AsCompleted, Awaiting, AwaitingRef, Completer, ConfigError, DoneAndNotDone, Executor,
-    FutureState, InlineRun, Map, MapOptions, Outcome, Payload, ReturnWhen, TaskError, TaskFuture,
-    Waitable, Waiter, as_completed, catch_panic, panic_message, set_callback_panic_handler, wait,
+    FutureState, InitResult, InlineRun, Map, MapOptions, Outcome, Payload, ReturnWhen, TaskError,
+    TaskFuture, Waitable, Waiter, as_completed, catch_panic, panic_message,
+    set_callback_panic_handler, wait,
 };
 /// Marks a function `fn(A) -> R` as a task that a process pool may run
 /// (the pool itself is in progress; the registry is in place).
@@ -71,9 +72,11 @@ pub use concurrent_futures_core::{
 pub use concurrent_futures_macros::task;
 #[doc(hidden)]
 pub use concurrent_futures_process_pool::__private;
-pub use concurrent_futures_process_pool::{codec, registry};
+pub use concurrent_futures_process_pool::{
+    ProcessPoolBuilder, ProcessPoolExecutor, StartMethod, codec, registry, wire,
+};
 pub use concurrent_futures_thread_pool::{
-    InitResult, ThreadPoolBuilder, ThreadPoolExecutor, default_max_workers,
+    ThreadPoolBuilder, ThreadPoolExecutor, default_max_workers,
 };
 
 /// Everything a program using the pools usually needs, in one `use`.
@@ -85,7 +88,7 @@ pub use concurrent_futures_thread_pool::{
 /// ```
 pub mod prelude {
     pub use crate::{
-        Executor, MapOptions, ReturnWhen, TaskError, TaskFuture, ThreadPoolExecutor, as_completed,
-        wait,
+        Executor, MapOptions, ProcessPoolExecutor, ReturnWhen, StartMethod, TaskError, TaskFuture,
+        ThreadPoolExecutor, as_completed, task, wait,
     };
 }

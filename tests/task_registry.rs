@@ -75,7 +75,8 @@ fn run<A: serde::Serialize, R: serde::de::DeserializeOwned + 'static>(
     arg: &A,
 ) -> Result<R, InvokeError> {
     let entry = registry::by_task_name(name).expect("registered");
-    let out = (entry.invoke)(&codec::encode(arg).unwrap())?;
+    let mut out = Vec::new();
+    (entry.invoke)(&codec::encode(arg).unwrap(), &mut out)?;
     Ok(codec::decode(&out).unwrap())
 }
 
@@ -135,7 +136,7 @@ fn invoke_by_name_runs_the_task() {
 #[test]
 fn invoke_reports_each_failure_apart() {
     let entry = registry::by_task_name("task_registry::panics").unwrap();
-    let out = (entry.invoke)(&codec::encode(&"boom".to_owned()).unwrap());
+    let out = (entry.invoke)(&codec::encode(&"boom".to_owned()).unwrap(), &mut Vec::new());
     assert_eq!(
         out,
         Err(InvokeError::Panicked(TaskError::Panicked {
@@ -145,12 +146,12 @@ fn invoke_reports_each_failure_apart() {
 
     let entry = registry::by_task_name("task_registry::square").unwrap();
     assert!(matches!(
-        (entry.invoke)(b"\xff\xff\xff\xff"),
+        (entry.invoke)(b"\xff\xff\xff\xff", &mut Vec::new()),
         Err(InvokeError::DecodeArgs(e)) if e.type_name == "u64"
     ));
 
     let entry = registry::by_task_name("task_registry::makes_unencodable").unwrap();
-    match (entry.invoke)(&codec::encode(&1_u8).unwrap()) {
+    match (entry.invoke)(&codec::encode(&1_u8).unwrap(), &mut Vec::new()) {
         Err(InvokeError::EncodeResult(e)) => {
             assert!(e.type_name.ends_with("Unencodable"), "{e}");
             assert!(e.to_string().contains("refuses to be encoded"), "{e}");

@@ -48,7 +48,7 @@ macro_rules! suite_module {
 ///
 /// `make` gets `max_workers` and returns `Result<impl Executor, ConfigError>`;
 /// `make_with_initializer` also gets the initializer, a plain
-/// `fn() -> Result<(), String>` (optional: leave it out to skip `test_init`).
+/// `fn(()) -> Result<(), String>` (optional: leave it out to skip `test_init`).
 macro_rules! executor_suite {
     ($name:ident, make: $make:expr, make_with_initializer: $init:expr $(,)?) => {
         mod $name {
@@ -171,7 +171,37 @@ executor_suite!(
     make_with_initializer: |workers, init: generic::InitFn| {
         ThreadPoolExecutor::builder()
             .max_workers(workers)
-            .initializer(init)
+            .initializer(move || init(()))
+            .build()
+    },
+);
+
+use concurrent_futures::{ProcessPoolExecutor, StartMethod};
+
+executor_suite!(
+    process_pool_spawn,
+    make: |workers| ProcessPoolExecutor::builder().max_workers(workers).build(),
+    make_with_initializer: |workers, init: generic::InitFn| {
+        ProcessPoolExecutor::builder()
+            .max_workers(workers)
+            .initializer(init, ())
+            .build()
+    },
+);
+
+executor_suite!(
+    process_pool_fork,
+    make: |workers| {
+        ProcessPoolExecutor::builder()
+            .max_workers(workers)
+            .start_method(StartMethod::Fork)
+            .build()
+    },
+    make_with_initializer: |workers, init: generic::InitFn| {
+        ProcessPoolExecutor::builder()
+            .max_workers(workers)
+            .start_method(StartMethod::Fork)
+            .initializer(init, ())
             .build()
     },
 );

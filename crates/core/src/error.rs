@@ -9,8 +9,8 @@ use std::time::Duration;
 /// `BrokenExecutor` and the exception a task raised. Each message says what
 /// happened and what to do about it.
 ///
-/// The enum is `#[non_exhaustive]`: the process pool adds the death of a
-/// worker process and payloads that cannot be encoded or decoded.
+/// The enum is `#[non_exhaustive]`, so that later executors can add ways
+/// to fail without breaking a `match`.
 ///
 /// ```
 /// use concurrent_futures_core::TaskError;
@@ -55,6 +55,33 @@ pub enum TaskError {
         /// The function, its argument and result types.
         function: String,
     },
+    /// The worker process running the task died (abort, exit, a segfault,
+    /// SIGKILL, the out-of-memory killer). Only this task's future fails; the
+    /// pool starts a replacement worker.
+    WorkerDied {
+        /// The dead worker's process id.
+        pid: u32,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+        /// Its exit status, if it exited.
+        exit_code: Option<i32>,
+    },
+    /// A value could not be encoded to cross a process boundary: the
+    /// arguments at submit, or the result in the worker.
+    Encode {
+        /// The Rust type that failed.
+        type_name: String,
+        /// What the codec said.
+        reason: String,
+    },
+    /// Bytes could not be decoded into a value: the arguments in the worker,
+    /// or the result in the caller.
+    Decode {
+        /// The Rust type that failed.
+        type_name: String,
+        /// What the codec said.
+        reason: String,
+    },
     /// [`TaskFuture::into_result`](crate::TaskFuture::into_result) was called
     /// while other clones of the handle still existed, so the value could not
     /// be moved out. Nothing is lost: the other handles can still read it.
@@ -65,10 +92,14 @@ pub enum TaskError {
 }
 
 impl TaskError {
-    /// True when the task itself ran and failed (a panic), as opposed to
-    /// being cancelled, timed out, or refused by the executor.
+    /// True when the task itself ran and failed (a panic, or the death of
+    /// the worker process running it), as opposed to being cancelled, timed
+    /// out, or refused by the executor.
     pub fn is_task_failure(&self) -> bool {
-        matches!(self, TaskError::Panicked { .. })
+        matches!(
+            self,
+            TaskError::Panicked { .. } | TaskError::WorkerDied { .. }
+        )
     }
 
     /// The variant's name, as the `Debug` form of a future shows it
@@ -87,6 +118,9 @@ impl TaskError {
             TaskError::Broken { .. } => "Broken",
             TaskError::Shared { .. } => "Shared",
             TaskError::Unregistered { .. } => "Unregistered",
+            TaskError::WorkerDied { .. } => "WorkerDied",
+            TaskError::Encode { .. } => "Encode",
+            TaskError::Decode { .. } => "Decode",
         }
     }
 
@@ -162,6 +196,27 @@ impl fmt::Display for TaskError {
                 "{function} is not a registered task: a process pool only runs functions \
                  marked #[concurrent_futures::task]; add that attribute to its definition"
             ),
+            TaskError::WorkerDied {
+                pid,
+                signal,
+                exit_code,
+            } => {
+                write!(f, "the worker process {pid} running the task died: ")?;
+                match (signal, exit_code) {
+                    (Some(sig), _) => match signal_name(*sig) {
+                        Some(name) => write!(f, "killed by signal {sig} ({name})"),
+                        None => write!(f, "killed by signal {sig}"),
+                    },
+                    (None, Some(code)) => write!(f, "it exited with status {code}"),
+                    (None, None) => f.write_str("its exit status is unknown"),
+                }
+            }
+            TaskError::Encode { type_name, reason } => {
+                write!(f, "could not encode a value of type {type_name}: {reason}")
+            }
+            TaskError::Decode { type_name, reason } => {
+                write!(f, "could not decode a value of type {type_name}: {reason}")
+            }
             TaskError::Shared { other_handles } => write!(
                 f,
                 "cannot move the result out: {other_handles} other handle(s) of this future \
@@ -172,3 +227,47 @@ impl fmt::Display for TaskError {
 }
 
 impl std::error::Error for TaskError {}
+
+/// The Linux name of the signals a dying task usually meets.
+fn signal_name(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return None,
+    })
+}
+
+/// What an initializer may return: `()`, or a `Result` whose error (any
+/// `Display`) marks the pool broken.
+///
+/// ```
+/// use concurrent_futures_core::InitResult;
+/// assert_eq!(().into_init_result(), Ok(()));
+/// assert_eq!(Err::<(), _>("no").into_init_result(), Err("no".to_string()));
+/// ```
+pub trait InitResult {
+    /// `Err` with a description if the initializer failed.
+    fn into_init_result(self) -> Result<(), String>;
+}
+
+impl InitResult for () {
+    fn into_init_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Display> InitResult for Result<(), E> {
+    fn into_init_result(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}

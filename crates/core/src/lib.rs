@@ -22,7 +22,7 @@ mod future;
 mod sync;
 mod wait;
 
-pub use error::{TaskError, catch_panic, panic_message};
+pub use error::{InitResult, TaskError, catch_panic, panic_message};
 pub use executor::{
     ConfigError, DEFAULT_WINDOW_PER_WORKER, Executor, MIN_DEFAULT_WINDOW, Map, MapOptions, Payload,
 };

@@ -74,7 +74,7 @@ fn expand(func: &mut ItemFn) -> syn::Result<proc_macro2::TokenStream> {
                 arg: ::core::any::TypeId::of::<#arg_ty>,
                 ret: ::core::any::TypeId::of::<#ret_ty>,
                 addr: || #name as fn(#arg_ty) -> #ret_ty as usize,
-                invoke: |bytes| ::concurrent_futures::__private::invoke::<#arg_ty, #ret_ty>(#name, bytes),
+                invoke: |bytes, out| ::concurrent_futures::__private::invoke::<#arg_ty, #ret_ty>(#name, bytes, out),
             };
     })
 }

@@ -78,6 +78,27 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     bytes
 }
 
+/// Encodes `value` with the pool's codec, appending to `out` (which is
+/// left with a partial value on error: callers truncate).
+///
+/// ```
+/// use concurrent_futures_process_pool::codec;
+/// let mut out = vec![1, 2];
+/// codec::encode_into(&5_u8, &mut out).unwrap();
+/// assert_eq!(codec::decode::<u8>(&out[2..]), Ok(5));
+/// ```
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    #[cfg(not(feature = "postcard"))]
+    let done = bincode::serde::encode_into_std_write(value, out, config())
+        .map(drop)
+        .map_err(|e| error::<T>("encode", e));
+    #[cfg(feature = "postcard")]
+    let done = postcard::to_extend(value, std::mem::take(out))
+        .map(|v| *out = v)
+        .map_err(|e| error::<T>("encode", e));
+    done
+}
+
 /// Decodes a `T` from `bytes`, which must hold exactly one value. Never
 /// panics and never allocates more than [`DECODE_LIMIT`] for it, whatever
 /// the bytes are.

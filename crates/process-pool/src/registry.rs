@@ -35,8 +35,8 @@ pub struct TaskEntry {
     pub ret: fn() -> TypeId,
     /// The function's address, as `usize`.
     pub addr: fn() -> usize,
-    /// Decodes the argument, runs the function, encodes the result.
-    pub invoke: fn(&[u8]) -> Result<Vec<u8>, InvokeError>,
+    /// Decodes the argument, runs the function, appends the encoded result.
+    pub invoke: fn(&[u8], &mut Vec<u8>) -> Result<(), InvokeError>,
 }
 
 /// Every task of this binary, collected by the linker.
@@ -54,23 +54,44 @@ pub enum InvokeError {
     EncodeResult(CodecError),
 }
 
-/// The body of every entry's `invoke`: decode `A`, run `f` catching
-/// panics, encode `R`.
+/// The body of every entry's `invoke`: decode `A`, run `f`, append the
+/// encoded `R` to `out`. A panic in any of the three is caught: in the
+/// function it is [`InvokeError::Panicked`]; in a `Deserialize` or
+/// `Serialize` impl it is the decode or encode error, with the message.
 ///
 /// ```
 /// use concurrent_futures_process_pool::{codec, registry::{invoke, InvokeError}};
 /// fn double(x: u32) -> u32 { x * 2 }
-/// let out = invoke(double, &codec::encode(&21_u32).unwrap()).unwrap();
+/// let mut out = Vec::new();
+/// invoke(double, &codec::encode(&21_u32).unwrap(), &mut out).unwrap();
 /// assert_eq!(codec::decode::<u32>(&out), Ok(42));
-/// assert!(matches!(invoke(double, b"\xff\xff\xff"), Err(InvokeError::DecodeArgs(_))));
+/// let bad = invoke(double, b"\xff\xff\xff", &mut Vec::new());
+/// assert!(matches!(bad, Err(InvokeError::DecodeArgs(_))));
 /// ```
 pub fn invoke<A: DeserializeOwned, R: Serialize>(
     f: fn(A) -> R,
     args: &[u8],
-) -> Result<Vec<u8>, InvokeError> {
-    let a: A = codec::decode(args).map_err(InvokeError::DecodeArgs)?;
+    out: &mut Vec<u8>,
+) -> Result<(), InvokeError> {
+    let a: A = catch_panic(|| codec::decode(args))
+        .unwrap_or_else(|e| Err(panicked_codec::<A>("decode", e)))
+        .map_err(InvokeError::DecodeArgs)?;
     let r = catch_panic(|| f(a)).map_err(InvokeError::Panicked)?;
-    codec::encode(&r).map_err(InvokeError::EncodeResult)
+    catch_panic(|| codec::encode_into(&r, out))
+        .unwrap_or_else(|e| Err(panicked_codec::<R>("encode", e)))
+        .map_err(InvokeError::EncodeResult)
+}
+
+fn panicked_codec<T>(direction: &'static str, e: TaskError) -> CodecError {
+    let reason = match e {
+        TaskError::Panicked { message } => format!("the {direction} panicked: {message}"),
+        other => other.to_string(),
+    };
+    CodecError {
+        direction,
+        type_name: std::any::type_name::<T>(),
+        reason,
+    }
 }
 
 fn by_name() -> &'static HashMap<&'static str, &'static TaskEntry> {

@@ -27,6 +27,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use concurrent_futures_core::InitResult;
 use concurrent_futures_core::{ConfigError, Executor, Payload, TaskError, TaskFuture, catch_panic};
 
 use crate::job::JobCell;
@@ -81,25 +82,6 @@ pub struct ThreadPoolBuilder {
     thread_name_prefix: Option<String>,
     initializer: Option<Initializer>,
     stack_size: Option<usize>,
-}
-
-/// What an initializer may return: `()`, or a `Result` whose error (any
-/// `Display`) marks the pool broken.
-pub trait InitResult {
-    /// `Err` with a description if the initializer failed.
-    fn into_init_result(self) -> Result<(), String>;
-}
-
-impl InitResult for () {
-    fn into_init_result(self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-impl<E: fmt::Display> InitResult for Result<(), E> {
-    fn into_init_result(self) -> Result<(), String> {
-        self.map_err(|e| e.to_string())
-    }
 }
 
 impl ThreadPoolBuilder {

@@ -29,7 +29,7 @@ pub const WORKERS: usize = 5;
 
 /// What an initializer of the generic suite is: a plain function, so that
 /// a process pool can run it in its workers.
-pub type InitFn = fn() -> Result<(), String>;
+pub type InitFn = fn(()) -> Result<(), String>;
 
 /// Builds the executor under test with `max_workers` workers.
 pub trait Make<E>: Fn(usize) -> Result<E, ConfigError> {}

@@ -1,0 +1,848 @@
+//! [`ProcessPoolExecutor`]: the queue in the parent, one handler thread per
+//! worker process, and the jobs that complete futures.
+//!
+//! Queued work lives only in the parent's memory, as one encoded request
+//! per job (a `Vec<u8>`), in one FIFO shared by every handler. A handler
+//! takes the next job only when its worker is idle, so an idle worker never
+//! waits while another has a backlog, a queued job can still be cancelled,
+//! and a queued job holds no descriptor: 100,000 queued tasks cost only
+//! their bytes.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use concurrent_futures_core::{
+    Completer, ConfigError, Executor, InitResult, Payload, TaskError, TaskFuture, catch_panic,
+};
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, CodecError};
+use crate::process::{self, Launcher, Started, Worker};
+use crate::registry;
+use crate::wire::{self, Outcome, Response};
+use crate::worker;
+
+/// How worker processes are started.
+///
+/// ```
+/// use concurrent_futures_process_pool::StartMethod;
+/// assert_eq!(StartMethod::default(), StartMethod::Spawn);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StartMethod {
+    /// Execute the current program (or the builder's `worker_program`)
+    /// afresh. The new process recognises its worker role before `main`
+    /// runs (nothing to add to `main`; see the crate docs) and serves
+    /// tasks. Safe in a multi-threaded program. The default, as in
+    /// CPython 3.14.
+    #[default]
+    Spawn,
+    /// `fork` the initial workers from the thread that calls `build()`,
+    /// before the pool starts any thread of its own. Cheaper to start, and
+    /// the workers inherit the parent's memory. **Hazard:** only the
+    /// forking thread survives in the child, so a lock that another thread
+    /// of the program held at that moment (inside `malloc`, `println!`, a
+    /// `Mutex` of yours) stays held forever in the worker, which may then
+    /// hang. That is why CPython 3.14 moved its default away from fork
+    /// (gh-84559, gh-90622). Replacements (after a worker dies or retires)
+    /// are started as with [`Spawn`](Self::Spawn), since by then the pool's
+    /// own threads exist.
+    Fork,
+}
+
+/// The initializer: a registered task run once in every worker before its
+/// first task.
+struct InitSpec {
+    name: &'static str,
+    arg: Vec<u8>,
+    /// Decodes the initializer's result and says whether it failed.
+    check: fn(&[u8]) -> Result<(), String>,
+}
+
+fn check_init<R: DeserializeOwned + InitResult>(bytes: &[u8]) -> Result<(), String> {
+    codec::decode::<R>(bytes)
+        .map_err(|e| e.to_string())?
+        .into_init_result()
+}
+
+/// Configures a [`ProcessPoolExecutor`]: CPython's constructor arguments.
+///
+/// ```
+/// use concurrent_futures_process_pool::{ProcessPoolExecutor, StartMethod};
+///
+/// let pool = ProcessPoolExecutor::builder()
+///     .max_workers(2)
+///     .start_method(StartMethod::Spawn)
+///     .max_tasks_per_child(100)
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.max_workers(), 2);
+/// assert!(ProcessPoolExecutor::builder().max_workers(0).build().is_err());
+/// ```
+#[must_use]
+pub struct ProcessPoolBuilder {
+    max_workers: Option<usize>,
+    start_method: StartMethod,
+    program: Option<PathBuf>,
+    initializer: Option<Result<InitSpec, ConfigError>>,
+    max_tasks_per_child: Option<usize>,
+    start_timeout: Duration,
+}
+
+impl ProcessPoolBuilder {
+    /// The number of worker processes; at least 1. Default: the number of
+    /// CPUs, as CPython.
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n);
+        self
+    }
+
+    /// How workers start; [`StartMethod::Spawn`] by default.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = method;
+        self
+    }
+
+    /// Spawn this program as the worker instead of the current executable.
+    /// It must link concurrent-futures and register the same tasks (same
+    /// crate and module paths), since workers find tasks by name.
+    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+
+    /// Runs `f(arg)` once in every worker process before its first task
+    /// (CPython's `initializer` and `initargs`). `f` must be a registered
+    /// `#[task]` and may return `()` or `Result<(), E>`. If it fails (an
+    /// `Err` or a panic) in any worker, the pool is *broken*: queued and
+    /// later tasks fail with [`TaskError::Broken`] naming the cause, and no
+    /// worker is started again (CPython's `BrokenProcessPool`).
+    pub fn initializer<A: Payload, R: Payload + InitResult>(
+        mut self,
+        f: fn(A) -> R,
+        arg: A,
+    ) -> Self {
+        let spec = registry::lookup(f)
+            .map_err(|e| ConfigError::new(format!("initializer: {e}")))
+            .and_then(|entry| {
+                let arg = codec::encode(&arg)
+                    .map_err(|e| ConfigError::new(format!("initializer argument: {e}")))?;
+                Ok(InitSpec {
+                    name: entry.name,
+                    arg,
+                    check: check_init::<R>,
+                })
+            });
+        self.initializer = Some(spec);
+        self
+    }
+
+    /// Retire a worker after it has run `n` tasks (a chunk counts as one)
+    /// and start a fresh one: CPython's `max_tasks_per_child`, for tasks
+    /// that leak. Default: never.
+    pub fn max_tasks_per_child(mut self, n: usize) -> Self {
+        self.max_tasks_per_child = Some(n);
+        self
+    }
+
+    /// How long a starting worker may take to connect before it is killed
+    /// and the pool reported broken. Default: 30 s.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Builds the pool and starts its workers. With [`StartMethod::Fork`]
+    /// the workers are forked here, in the calling thread; with `Spawn`
+    /// each handler thread spawns its own. `build` does not wait for them
+    /// to connect: a worker that cannot start makes the pool broken, which
+    /// its futures and the next submit report.
+    ///
+    /// Errors: `max_workers` or `max_tasks_per_child` of 0, an initializer
+    /// that is not a registered task or whose argument does not encode, or
+    /// no way to create the pool's pipe.
+    pub fn build(self) -> Result<ProcessPoolExecutor, ConfigError> {
+        worker::refuse_inside_a_worker();
+        let max_workers = match self.max_workers {
+            Some(0) => return Err(ConfigError::new("max_workers must be greater than 0")),
+            Some(n) => n,
+            None => num_cpus::get(),
+        };
+        if self.max_tasks_per_child == Some(0) {
+            return Err(ConfigError::new(
+                "max_tasks_per_child must be greater than 0",
+            ));
+        }
+        let initializer = self.initializer.transpose()?;
+        let (lifeline, lifeline_keep) = process::lifeline()
+            .map_err(|e| ConfigError::new(format!("cannot create the lifeline pipe: {e}")))?;
+        let shared = Arc::new(Shared {
+            launcher: Launcher {
+                program: self.program,
+                lifeline,
+                secret: process::secret(),
+                start_timeout: self.start_timeout,
+            },
+            _lifeline_keep: lifeline_keep,
+            initializer,
+            max_workers,
+            max_tasks_per_child: self.max_tasks_per_child,
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                shutdown: false,
+                broken: None,
+            }),
+            work: Condvar::new(),
+            next_id: AtomicU64::new(1),
+            alive: AtomicUsize::new(0),
+            pids: Mutex::new(vec![None; max_workers]),
+        });
+        // Fork every initial worker before this pool has a thread.
+        let mut forked: Vec<Option<Started>> = Vec::with_capacity(max_workers);
+        for _ in 0..max_workers {
+            forked.push(match self.start_method {
+                StartMethod::Fork => match shared.launcher.fork() {
+                    Ok(started) => Some(started),
+                    Err(e) => {
+                        shared.set_broken(e);
+                        None
+                    }
+                },
+                StartMethod::Spawn => None,
+            });
+        }
+        let mut handlers = Vec::with_capacity(max_workers);
+        for (slot, started) in forked.into_iter().enumerate() {
+            let shared = Arc::clone(&shared);
+            let handler = std::thread::Builder::new()
+                .name(format!("cf-process-{slot}"))
+                .spawn(move || Handler::new(shared, slot).run(started))
+                .map_err(|e| ConfigError::new(format!("cannot start a handler thread: {e}")))?;
+            handlers.push(handler);
+        }
+        Ok(ProcessPoolExecutor {
+            shared,
+            handlers: Mutex::new(handlers),
+        })
+    }
+}
+
+/// A pool of worker processes that runs registered tasks and hands back
+/// [`TaskFuture`]s: CPython's `ProcessPoolExecutor`, with one difference
+/// that matters: **a worker that dies fails only the future it was
+/// running**. The pool starts a replacement and every other future
+/// completes; CPython marks the whole pool broken instead.
+///
+/// ```
+/// use concurrent_futures::{Executor, ProcessPoolExecutor, task};
+///
+/// #[task]
+/// fn fib(n: u32) -> u64 {
+///     if n < 2 { n as u64 } else { fib(n - 1) + fib(n - 2) }
+/// }
+///
+/// let pool = ProcessPoolExecutor::builder().max_workers(2).build().unwrap();
+/// assert_eq!(pool.submit(fib, 20).unwrap().result(), Ok(&6765));
+/// let fibs: Vec<u64> = pool.map(fib, 10..13).map(Result::unwrap).collect();
+/// assert_eq!(fibs, [55, 89, 144]);
+/// ```
+///
+/// * Tasks are plain functions marked `#[concurrent_futures::task]`; a
+///   worker runs only registered tasks, looked up by name. Submitting any
+///   other function fails at once with [`TaskError::Unregistered`].
+/// * Arguments are encoded at submit (a failure is [`TaskError::Encode`]
+///   from `submit`); results are decoded in the parent
+///   ([`TaskError::Decode`] fails that future only).
+/// * A panic fails its future with [`TaskError::Panicked`] and the worker
+///   carries on. Abort, `exit`, a segfault, SIGKILL or the OOM killer fail
+///   the running future with [`TaskError::WorkerDied`] (pid, signal or
+///   status) and the worker is replaced.
+/// * Workers die with the parent process, whatever kills it, and inherit
+///   only stdio and one pipe.
+/// * Done-callbacks run in the pool's handler thread that completes the
+///   future (CPython: its management thread).
+/// * Dropping the pool is `shutdown(wait = true)`.
+pub struct ProcessPoolExecutor {
+    shared: Arc<Shared>,
+    handlers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Shared {
+    launcher: Launcher,
+    /// The write end of the lifeline: closed when the last handler is gone
+    /// (or the process dies), which tells every worker to leave.
+    _lifeline_keep: OwnedFd,
+    initializer: Option<InitSpec>,
+    max_workers: usize,
+    max_tasks_per_child: Option<usize>,
+    state: Mutex<State>,
+    /// Signalled when a job is queued, and on shutdown or breakage.
+    work: Condvar,
+    next_id: AtomicU64,
+    alive: AtomicUsize,
+    pids: Mutex<Vec<Option<u32>>>,
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    shutdown: bool,
+    broken: Option<String>,
+}
+
+/// One queued unit of work: the request, ready to send, and the sink that
+/// completes its future.
+struct Job {
+    id: u64,
+    request: Vec<u8>,
+    sink: Box<dyn Sink>,
+}
+
+/// The typed end of a job: knows its result type and its completer.
+trait Sink: Send {
+    /// PENDING → RUNNING; false if the future was cancelled.
+    fn start(&self) -> bool;
+    /// Completes the future from the worker's response.
+    fn deliver(self: Box<Self>, response: Response<'_>);
+    /// Fails the future.
+    fn fail(self: Box<Self>, error: TaskError);
+    /// Cancels a queued job (`shutdown(cancel_futures = true)`).
+    fn cancel(self: Box<Self>);
+}
+
+fn outcome_into<R: DeserializeOwned>(outcome: Outcome<'_>) -> Result<R, TaskError> {
+    match outcome {
+        Outcome::Ok(bytes) => codec::decode::<R>(bytes).map_err(decode_error),
+        Outcome::Panicked(message) => Err(TaskError::Panicked {
+            message: message.to_owned(),
+        }),
+        Outcome::DecodeArgs { type_name, reason } => Err(TaskError::Decode {
+            type_name: type_name.to_owned(),
+            reason: reason.to_owned(),
+        }),
+        Outcome::EncodeResult { type_name, reason } => Err(TaskError::Encode {
+            type_name: type_name.to_owned(),
+            reason: reason.to_owned(),
+        }),
+        Outcome::UnknownTask(name) => Err(TaskError::Unregistered {
+            function: format!("the task {name}, which the worker binary does not register,"),
+        }),
+    }
+}
+
+fn decode_error(e: CodecError) -> TaskError {
+    TaskError::Decode {
+        type_name: e.type_name.to_owned(),
+        reason: e.reason,
+    }
+}
+
+fn encode_error(e: CodecError) -> TaskError {
+    TaskError::Encode {
+        type_name: e.type_name.to_owned(),
+        reason: e.reason,
+    }
+}
+
+fn protocol_error(what: &str) -> TaskError {
+    TaskError::Broken {
+        reason: format!("the worker answered out of protocol: {what}"),
+    }
+}
+
+struct One<R>(Completer<R>);
+
+impl<R: Payload> Sink for One<R> {
+    fn start(&self) -> bool {
+        self.0.set_running()
+    }
+    fn deliver(self: Box<Self>, response: Response<'_>) {
+        let result = match response {
+            Response::Done { outcome, .. } => catch_panic(|| outcome_into::<R>(outcome))
+                .unwrap_or_else(|e| Err(panicked_decode::<R>(e))),
+            _ => Err(protocol_error("a chunk or init response to a single task")),
+        };
+        self.0.complete(result);
+    }
+    fn fail(self: Box<Self>, error: TaskError) {
+        self.0.complete(Err(error));
+    }
+    fn cancel(self: Box<Self>) {
+        self.0.cancel();
+    }
+}
+
+struct Chunk<R>(Completer<Vec<Result<R, TaskError>>>, usize);
+
+impl<R: Payload> Sink for Chunk<R> {
+    fn start(&self) -> bool {
+        self.0.set_running()
+    }
+    fn deliver(self: Box<Self>, response: Response<'_>) {
+        let result = match response {
+            Response::Chunk { outcomes, .. } if outcomes.len() == self.1 => Ok(outcomes
+                .into_iter()
+                .map(|o| {
+                    catch_panic(|| outcome_into::<R>(o))
+                        .unwrap_or_else(|e| Err(panicked_decode::<R>(e)))
+                })
+                .collect()),
+            _ => Err(protocol_error("not one outcome per chunk item")),
+        };
+        self.0.complete(result);
+    }
+    fn fail(self: Box<Self>, error: TaskError) {
+        self.0.complete(Err(error));
+    }
+    fn cancel(self: Box<Self>) {
+        self.0.cancel();
+    }
+}
+
+/// A `Deserialize` impl that panicked while decoding a result.
+fn panicked_decode<R>(e: TaskError) -> TaskError {
+    TaskError::Decode {
+        type_name: std::any::type_name::<R>().to_owned(),
+        reason: format!("the decode panicked: {e}"),
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the pool broken and fails everything queued.
+    fn set_broken(&self, reason: String) {
+        let drained: Vec<Job> = {
+            let mut state = self.lock();
+            if state.broken.is_none() {
+                state.broken = Some(reason.clone());
+            }
+            state.queue.drain(..).collect()
+        };
+        self.work.notify_all();
+        for job in drained {
+            if job.sink.start() {
+                job.sink.fail(TaskError::Broken {
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+
+    fn enqueue(&self, job: Job) -> Result<(), TaskError> {
+        let mut state = self.lock();
+        if let Some(reason) = &state.broken {
+            return Err(TaskError::Broken {
+                reason: reason.clone(),
+            });
+        }
+        if state.shutdown {
+            return Err(TaskError::ShutDown);
+        }
+        state.queue.push_back(job);
+        drop(state);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    /// The next job that was not cancelled, marked RUNNING; `None` when the
+    /// pool is shut down with nothing queued, or broken.
+    fn next_job(&self) -> Option<Job> {
+        let mut state = self.lock();
+        loop {
+            if state.broken.is_some() {
+                return None;
+            }
+            while let Some(job) = state.queue.pop_front() {
+                if job.sink.start() {
+                    return Some(job);
+                }
+                // Cancelled while queued: dropped here, never sent.
+            }
+            if state.shutdown {
+                return None;
+            }
+            state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Puts a job that never reached its worker back at the front.
+    fn requeue(&self, job: Job) {
+        self.lock().queue.push_front(job);
+        self.work.notify_one();
+    }
+
+    fn stopping(&self) -> bool {
+        let state = self.lock();
+        state.broken.is_some() || (state.shutdown && state.queue.is_empty())
+    }
+}
+
+/// The thread that owns one worker slot: starts the worker, feeds it jobs
+/// one at a time, notices its death, reaps it and starts the next.
+struct Handler {
+    shared: Arc<Shared>,
+    slot: usize,
+}
+
+impl Handler {
+    fn new(shared: Arc<Shared>, slot: usize) -> Handler {
+        Handler { shared, slot }
+    }
+
+    fn run(self, forked: Option<Started>) {
+        let mut pending = forked;
+        let mut first = true;
+        loop {
+            if !first && self.shared.stopping() {
+                break;
+            }
+            let started = match pending.take() {
+                Some(started) => Ok(started),
+                None if first && self.shared.lock().broken.is_some() => break,
+                None => self.shared.launcher.spawn(),
+            };
+            first = false;
+            let worker = match started.and_then(|s| self.connect(s)) {
+                Ok(worker) => worker,
+                Err(reason) => {
+                    self.shared.set_broken(reason);
+                    break;
+                }
+            };
+            if !self.serve(worker) {
+                break;
+            }
+        }
+    }
+
+    /// Connects a started worker and runs the initializer in it.
+    fn connect(&self, started: Started) -> Result<Worker, String> {
+        let worker = self.shared.launcher.connect(started)?;
+        self.set_pid(Some(worker.pid.as_raw() as u32));
+        self.shared.alive.fetch_add(1, Ordering::SeqCst);
+        let Some(init) = &self.shared.initializer else {
+            return Ok(worker);
+        };
+        let mut request = Vec::with_capacity(init.arg.len() + 64);
+        wire::request_header(&mut request, wire::REQ_INIT, 0, init.name);
+        request.extend_from_slice(&init.arg);
+        let answer = match worker.requests.send(&request) {
+            Ok(()) => worker.responses.recv().ok(),
+            Err(_) => None,
+        };
+        let verdict = match answer.as_deref().map(wire::decode_response) {
+            Some(Ok(Response::Init(Outcome::Ok(bytes)))) => (init.check)(bytes),
+            Some(Ok(Response::Init(outcome))) => match outcome_into::<()>(outcome) {
+                Err(TaskError::Panicked { message }) => {
+                    Err(format!("the initializer panicked: {message}"))
+                }
+                Err(other) => Err(other.to_string()),
+                Ok(()) => Ok(()),
+            },
+            Some(Ok(_)) => Err("the worker answered the initializer out of protocol".into()),
+            Some(Err(e)) => Err(e.to_string()),
+            None => {
+                let death = self.retire(worker, true);
+                return Err(format!("the initializer killed its worker, which {death}"));
+            }
+        };
+        match verdict {
+            Ok(()) => Ok(worker),
+            Err(reason) => {
+                self.retire(worker, true);
+                Err(format!("the initializer failed: {reason}"))
+            }
+        }
+    }
+
+    fn set_pid(&self, pid: Option<u32>) {
+        self.shared.pids.lock().unwrap_or_else(|e| e.into_inner())[self.slot] = pid;
+    }
+
+    /// Closes the worker's channels (it exits on its own) or kills it, and
+    /// reaps it.
+    fn retire(&self, worker: Worker, kill: bool) -> process::Death {
+        let Worker {
+            pid,
+            requests,
+            responses,
+        } = worker;
+        drop(requests);
+        drop(responses);
+        let death = if kill {
+            process::kill_and_reap(pid)
+        } else {
+            process::reap(pid)
+        };
+        self.set_pid(None);
+        self.shared.alive.fetch_sub(1, Ordering::SeqCst);
+        death
+    }
+
+    /// Feeds `worker` jobs until it dies or retires (returns true: start
+    /// another) or the pool stops (false).
+    fn serve(&self, worker: Worker) -> bool {
+        let mut done = 0_usize;
+        loop {
+            let Some(job) = self.shared.next_job() else {
+                self.retire(worker, false);
+                return false;
+            };
+            if worker.requests.send(&job.request).is_err() {
+                // The worker died while idle: the job never reached it.
+                self.shared.requeue(job);
+                self.retire(worker, true);
+                return true;
+            }
+            let Ok(bytes) = worker.responses.recv() else {
+                let pid = worker.pid.as_raw() as u32;
+                let death = self.retire(worker, false);
+                job.sink.fail(TaskError::WorkerDied {
+                    pid,
+                    signal: death.signal,
+                    exit_code: death.exit_code,
+                });
+                return true;
+            };
+            match wire::decode_response(&bytes) {
+                Ok(response) if response_id(&response) == Some(job.id) => {
+                    job.sink.deliver(response)
+                }
+                Ok(_) => {
+                    job.sink
+                        .fail(protocol_error("a response to another request"));
+                    self.retire(worker, true);
+                    return true;
+                }
+                Err(e) => {
+                    job.sink.fail(protocol_error(&e.to_string()));
+                    self.retire(worker, true);
+                    return true;
+                }
+            }
+            done += 1;
+            if self.shared.max_tasks_per_child.is_some_and(|n| done >= n) {
+                self.retire(worker, false);
+                return true;
+            }
+        }
+    }
+}
+
+fn response_id(response: &Response<'_>) -> Option<u64> {
+    match response {
+        Response::Done { id, .. } | Response::Chunk { id, .. } => Some(*id),
+        Response::Init(_) => None,
+    }
+}
+
+impl ProcessPoolExecutor {
+    /// A pool with the default settings.
+    ///
+    /// ```
+    /// let pool = concurrent_futures_process_pool::ProcessPoolExecutor::new();
+    /// assert_eq!(pool.max_workers(), num_cpus::get());
+    /// ```
+    pub fn new() -> ProcessPoolExecutor {
+        ProcessPoolExecutor::builder()
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// A builder to configure the pool.
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder {
+            max_workers: None,
+            start_method: StartMethod::default(),
+            program: None,
+            initializer: None,
+            max_tasks_per_child: None,
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The number of worker processes the pool keeps.
+    pub fn max_workers(&self) -> usize {
+        self.shared.max_workers
+    }
+
+    /// Worker processes connected and not yet reaped.
+    pub fn worker_count(&self) -> usize {
+        self.shared.alive.load(Ordering::SeqCst)
+    }
+
+    /// The pids of the connected workers, for monitoring (or for a test
+    /// that kills one).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared
+            .pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// Why the pool is broken, if it is.
+    pub fn broken_reason(&self) -> Option<String> {
+        self.shared.lock().broken.clone()
+    }
+
+    fn submit_encoded(
+        &self,
+        entry_name: &'static str,
+        tag: u8,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+        sink: impl FnOnce() -> Box<dyn Sink>,
+    ) -> Result<(), TaskError> {
+        {
+            let state = self.shared.lock();
+            if let Some(reason) = &state.broken {
+                return Err(TaskError::Broken {
+                    reason: reason.clone(),
+                });
+            }
+            if state.shutdown {
+                return Err(TaskError::ShutDown);
+            }
+        }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut request = Vec::with_capacity(64);
+        wire::request_header(&mut request, tag, id, entry_name);
+        catch_panic(|| encode(&mut request))
+            .map_err(|e| TaskError::Encode {
+                type_name: "the arguments".to_owned(),
+                reason: format!("the encode panicked: {e}"),
+            })?
+            .map_err(encode_error)?;
+        self.shared.enqueue(Job {
+            id,
+            request,
+            sink: sink(),
+        })
+    }
+
+    /// Stops the pool; see [`Executor::shutdown`]. Queued tasks still run
+    /// unless `cancel_futures`; with `wait`, returns when every worker has
+    /// exited and been reaped.
+    ///
+    /// ```
+    /// use concurrent_futures::{Executor, ProcessPoolExecutor, TaskError, task};
+    ///
+    /// #[task]
+    /// fn one(_: ()) -> u8 { 1 }
+    ///
+    /// let pool = ProcessPoolExecutor::builder().max_workers(1).build().unwrap();
+    /// pool.shutdown(true, false);
+    /// assert_eq!(pool.worker_count(), 0);
+    /// assert_eq!(pool.submit(one, ()).unwrap_err(), TaskError::ShutDown);
+    /// ```
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        let cancelled: Vec<Job> = {
+            let mut state = self.shared.lock();
+            state.shutdown = true;
+            if cancel_futures {
+                state.queue.drain(..).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        self.shared.work.notify_all();
+        for job in cancelled {
+            job.sink.cancel();
+        }
+        if wait {
+            let handlers: Vec<JoinHandle<()>> =
+                std::mem::take(&mut *self.handlers.lock().unwrap_or_else(|e| e.into_inner()));
+            let me = std::thread::current().id();
+            for handler in handlers {
+                // A done-callback that shuts the pool down runs on a
+                // handler thread, which cannot join itself.
+                if handler.thread().id() != me {
+                    let _ = handler.join();
+                }
+            }
+        }
+    }
+}
+
+impl Default for ProcessPoolExecutor {
+    fn default() -> Self {
+        ProcessPoolExecutor::new()
+    }
+}
+
+impl fmt::Debug for ProcessPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPoolExecutor")
+            .field("max_workers", &self.shared.max_workers)
+            .field("workers", &self.worker_pids())
+            .field("broken", &self.broken_reason())
+            .finish()
+    }
+}
+
+impl Drop for ProcessPoolExecutor {
+    /// `shutdown(wait = true)`: queued work runs, every worker exits and is
+    /// reaped.
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+impl Executor for ProcessPoolExecutor {
+    fn submit<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        args: A,
+    ) -> Result<TaskFuture<R>, TaskError> {
+        let entry = registry::lookup(f)?;
+        let (fut, completer) = TaskFuture::pending();
+        self.submit_encoded(
+            entry.name,
+            wire::REQ_RUN,
+            |out| codec::encode_into(&args, out),
+            || Box::new(One(completer)),
+        )?;
+        Ok(fut)
+    }
+
+    fn submit_chunk<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        chunk: Vec<A>,
+    ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
+        let entry = registry::lookup(f)?;
+        let (fut, completer) = TaskFuture::pending();
+        let n = chunk.len();
+        self.submit_encoded(
+            entry.name,
+            wire::REQ_CHUNK,
+            |out| {
+                wire::put_count(out, n);
+                chunk
+                    .iter()
+                    .try_for_each(|a| wire::put_chunk_item(out, |out| codec::encode_into(a, out)))
+            },
+            || Box::new(Chunk(completer, n)),
+        )?;
+        Ok(fut)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        ProcessPoolExecutor::shutdown(self, wait, cancel_futures)
+    }
+
+    fn max_workers(&self) -> usize {
+        self.shared.max_workers
+    }
+}

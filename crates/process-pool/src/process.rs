@@ -1,0 +1,347 @@
+//! Starting, connecting, stopping and reaping worker processes (the
+//! parent's side of `worker.rs`).
+//!
+//! Each worker belongs to one handler thread of the pool, which starts it,
+//! is the only thread that waits for it (`waitpid` on that pid, never on
+//! `-1`, so other children of the program are left alone), and reaps it
+//! before starting the next: no zombie outlives its handler.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use crate::worker::{self, Hello};
+
+/// How a worker ended: the signal that killed it or its exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Death {
+    pub signal: Option<i32>,
+    pub exit_code: Option<i32>,
+}
+
+impl Death {
+    fn describe(self) -> String {
+        match (self.signal, self.exit_code) {
+            (Some(sig), _) => format!(
+                "was killed by signal {sig}{}",
+                Signal::try_from(sig)
+                    .map(|s| format!(" ({})", s.as_str()))
+                    .unwrap_or_default()
+            ),
+            (None, Some(code)) => format!("exited with status {code}"),
+            (None, None) => "ended".to_owned(),
+        }
+    }
+}
+
+/// A connected worker: its pid and its two channel ends.
+pub(crate) struct Worker {
+    pub pid: Pid,
+    pub requests: IpcBytesSender,
+    pub responses: IpcBytesReceiver,
+}
+
+/// What every start needs: the program, the lifeline and the secret.
+pub(crate) struct Launcher {
+    pub program: Option<PathBuf>,
+    pub lifeline: OwnedFd,
+    pub secret: String,
+    pub start_timeout: Duration,
+}
+
+/// A child that has been started but has not connected yet.
+pub(crate) struct Started {
+    pid: Pid,
+    server: IpcOneShotServer<Hello>,
+    name: String,
+}
+
+impl Launcher {
+    fn server() -> io::Result<(IpcOneShotServer<Hello>, String)> {
+        IpcOneShotServer::new()
+    }
+
+    /// Starts the current executable (or the named program) as a worker.
+    pub(crate) fn spawn(&self) -> Result<Started, String> {
+        // Reading the boot entry keeps the linker from dropping it, which
+        // would leave spawned workers running `main`.
+        // SAFETY: a plain read of an initialised static.
+        let _boot = unsafe { std::ptr::read_volatile(&raw const worker::BOOT) };
+        let (server, name) =
+            Self::server().map_err(|e| format!("cannot open the bootstrap socket: {e}"))?;
+        let program = match &self.program {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| format!("cannot find the current executable to spawn: {e}"))?,
+        };
+        let mut boot = OsString::from(&self.secret);
+        boot.push(format!(":{}:", worker::LIFELINE_FD));
+        boot.push(&name);
+        let lifeline = self.lifeline.as_raw_fd();
+        let mut command = Command::new(&program);
+        command
+            .arg(worker::WORKER_ARG)
+            .env(worker::BOOT_ENV, boot)
+            .stdin(Stdio::null());
+        // SAFETY: the closure runs in the child between fork and exec and
+        // makes only async-signal-safe system calls, on fds of the child.
+        unsafe {
+            command.pre_exec(move || keep_only_lifeline_at(lifeline, worker::LIFELINE_FD));
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot spawn the worker {}: {e}", program.display()))?;
+        Ok(Started {
+            pid: Pid::from_raw(child.id() as i32),
+            server,
+            name,
+        })
+    }
+
+    /// Forks a worker. The child closes every descriptor but stdio and the
+    /// lifeline, connects, serves, and leaves with `_exit` (no destructor
+    /// or `atexit` handler of the parent's runs twice).
+    ///
+    /// Only sound to call before the pool starts threads of its own; see
+    /// `StartMethod::Fork` for the hazard of other threads in the parent.
+    pub(crate) fn fork(&self) -> Result<Started, String> {
+        let (server, name) =
+            Self::server().map_err(|e| format!("cannot open the bootstrap socket: {e}"))?;
+        let lifeline = self.lifeline.as_raw_fd();
+        // SAFETY: the child runs only the worker (connect, serve, `_exit`)
+        // and never returns into the caller. That it may allocate and take
+        // locks after forking a multi-threaded parent is the documented
+        // hazard of the fork start method.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let _ = close_all_but(lifeline);
+                let code = worker::serve(&name, &self.secret, Some(lifeline));
+                // SAFETY: `_exit` is always sound.
+                unsafe { libc::_exit(code) }
+            }
+            Ok(ForkResult::Parent { child }) => Ok(Started {
+                pid: child,
+                server,
+                name,
+            }),
+            Err(e) => Err(format!("cannot fork a worker: {e}")),
+        }
+    }
+
+    /// Waits for a started child to connect and checks its hello. A child
+    /// that exits or stays silent past the start timeout is reaped and
+    /// reported.
+    pub(crate) fn connect(&self, started: Started) -> Result<Worker, String> {
+        let Started { pid, server, name } = started;
+        // `accept` has no timeout, so it runs on its own thread while this
+        // one watches the child; a dummy connection unblocks it.
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("cf-accept".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let _ = tx.send(server.accept());
+            })
+            .map_err(|e| {
+                kill_and_reap(pid);
+                format!("cannot start a thread: {e}")
+            })?;
+        let unblock = || drop(IpcSender::<Hello>::connect(name.clone()));
+        let deadline = Instant::now() + self.start_timeout;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(Ok((_receiver, hello))) => {
+                    if hello.secret != self.secret || hello.pid != pid.as_raw() as u32 {
+                        kill_and_reap(pid);
+                        return Err(format!(
+                            "worker {pid} answered with the wrong secret or pid; refused"
+                        ));
+                    }
+                    return Ok(Worker {
+                        pid,
+                        requests: hello.requests,
+                        responses: hello.responses,
+                    });
+                }
+                Ok(Err(e)) => {
+                    let death = kill_and_reap(pid);
+                    return Err(format!(
+                        "worker {pid} {} before it connected ({e:?}){}",
+                        death.describe(),
+                        missing_boot_hint(death)
+                    ));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(death) = try_reap(pid) {
+                        unblock();
+                        return Err(format!(
+                            "worker {pid} {} before it connected{}",
+                            death.describe(),
+                            missing_boot_hint(death)
+                        ));
+                    }
+                    if Instant::now() >= deadline {
+                        unblock();
+                        kill_and_reap(pid);
+                        return Err(format!(
+                            "worker {pid} did not connect within {:?}; it was killed. Is the \
+                             program a binary that links concurrent-futures?",
+                            self.start_timeout
+                        ));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    kill_and_reap(pid);
+                    return Err(format!("worker {pid}: the bootstrap thread failed"));
+                }
+            }
+        }
+    }
+}
+
+fn missing_boot_hint(death: Death) -> String {
+    if death.exit_code == Some(worker::MISSING_BOOT_EXIT) {
+        "; it ran main instead of serving: the worker boot of concurrent-futures did not run \
+         in that binary"
+            .to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// Closes every descriptor above stdio except `keep`.
+fn close_all_but(keep: RawFd) -> io::Result<()> {
+    let keep = keep as libc::c_uint;
+    // SAFETY: close_range only closes descriptors of this process; the
+    // forked child owns nothing the closed ones back.
+    let r = unsafe {
+        let a = if keep > 3 {
+            libc::close_range(3, keep - 1, 0)
+        } else {
+            0
+        };
+        let b = libc::close_range(keep + 1, libc::c_uint::MAX, 0);
+        a | b
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// In the child before exec: every descriptor above stdio becomes
+/// close-on-exec, then the lifeline is placed at `at` and kept.
+fn keep_only_lifeline_at(lifeline: RawFd, at: RawFd) -> io::Result<()> {
+    // SAFETY: async-signal-safe system calls on this process's fds.
+    unsafe {
+        if libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if lifeline != at && libc::dup2(lifeline, at) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::fcntl(at, libc::F_SETFD, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn death_of(status: WaitStatus) -> Option<Death> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(Death {
+            signal: None,
+            exit_code: Some(code),
+        }),
+        WaitStatus::Signaled(_, sig, _) => Some(Death {
+            signal: Some(sig as i32),
+            exit_code: None,
+        }),
+        _ => None,
+    }
+}
+
+/// Waits for `pid` to end and reaps it.
+pub(crate) fn reap(pid: Pid) -> Death {
+    loop {
+        match waitpid(pid, None) {
+            Ok(status) => {
+                if let Some(death) = death_of(status) {
+                    return death;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            // ECHILD: someone else reaped it (a `waitpid(-1)` elsewhere in
+            // the program); its status is lost.
+            Err(_) => {
+                return Death {
+                    signal: None,
+                    exit_code: None,
+                };
+            }
+        }
+    }
+}
+
+/// Reaps `pid` if it has ended.
+fn try_reap(pid: Pid) -> Option<Death> {
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(status) => death_of(status),
+        Err(_) => Some(Death {
+            signal: None,
+            exit_code: None,
+        }),
+    }
+}
+
+/// SIGKILLs `pid` and reaps it.
+pub(crate) fn kill_and_reap(pid: Pid) -> Death {
+    let _ = kill(pid, Signal::SIGKILL);
+    reap(pid)
+}
+
+/// A fresh random secret, hex-encoded.
+pub(crate) fn secret() -> String {
+    use std::io::Read;
+    let mut bytes = [0_u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        // No /dev/urandom: fall back on the std hasher's random keys.
+        use std::hash::{BuildHasher, RandomState};
+        let a = RandomState::new().hash_one(std::process::id());
+        let b = RandomState::new().hash_one(Instant::now());
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The lifeline pipe: (read end for the workers, write end the pool keeps).
+/// Both are close-on-exec; a spawned worker gets the read end by `dup2`.
+pub(crate) fn lifeline() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+impl std::fmt::Display for Death {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}

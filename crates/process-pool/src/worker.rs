@@ -1,0 +1,253 @@
+//! The worker process: how it recognises its role, connects, and serves.
+//!
+//! **Recognising the role (the `if __name__ == "__main__":` guard).** A
+//! spawned worker is this very executable (or a named worker binary),
+//! started with [`BOOT_ENV`] set. The function [`boot`] sits in the ELF
+//! `.init_array`, so the dynamic loader runs it before `main` in every
+//! binary that links this crate: programs, `cargo test` harnesses, doc
+//! tests, examples, benches. In a worker it never returns: it serves tasks
+//! and exits, so the user's `main` (or the test harness) never runs there.
+//! Nothing is needed at the top of `main`. Should a worker still reach a
+//! pool's `build()` (a binary whose boot did not run), `build()` stops that
+//! process with [`MISSING_BOOT_EXIT`] instead of spawning workers of its
+//! own, and the parent reports the missing boot instead of forking without
+//! end.
+//!
+//! **Connecting.** The worker connects to the parent's one-shot server,
+//! makes its two byte channels (requests in, responses out) and sends their
+//! ends home in a [`Hello`] with the secret it was given. From then on both
+//! sides use only those two channels; nothing else is ever sent with a
+//! descriptor in it (ipc-channel's issue 240).
+//!
+//! **Dying with the parent.** The parent holds the write end of a pipe, the
+//! *lifeline*; the worker holds the read end and a thread blocked reading
+//! it. When the parent process dies, for any reason, the kernel closes the
+//! write end, the read returns, and the worker exits at once, even in the
+//! middle of a task. (`PR_SET_PDEATHSIG` would tie the worker to the parent
+//! *thread* that started it, which is wrong for a pool built in a thread
+//! that exits first.)
+
+use std::io::Write;
+use std::os::fd::RawFd;
+
+use concurrent_futures_core::TaskError;
+use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcSender};
+use serde::{Deserialize, Serialize};
+
+use crate::registry::{self, InvokeError};
+use crate::wire::{self, Outcome, Request};
+
+/// The variable that tells a process it is a worker:
+/// `<secret>:<lifeline fd>:<server name>`.
+pub(crate) const BOOT_ENV: &str = "CONCURRENT_FUTURES_WORKER";
+
+/// The argument a spawned worker gets. A test harness whose boot did not
+/// run rejects it at once instead of running the tests.
+pub(crate) const WORKER_ARG: &str = "--concurrent-futures-worker";
+
+/// The exit status of a worker whose boot did not run (see the module
+/// docs); the parent turns it into an error that says so.
+pub(crate) const MISSING_BOOT_EXIT: i32 = 87;
+
+/// The fd a spawned worker finds its lifeline on.
+pub(crate) const LIFELINE_FD: RawFd = 3;
+
+/// The first message, worker to parent, on the one-shot bootstrap channel.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// The secret the parent passed only to this child.
+    pub secret: String,
+    /// The worker's pid, checked against the child the parent started.
+    pub pid: u32,
+    /// Where the parent sends requests.
+    pub requests: IpcBytesSender,
+    /// Where the parent reads responses.
+    pub responses: IpcBytesReceiver,
+}
+
+/// Runs before `main` in every process of a binary that links this crate;
+/// returns at once unless the process is a spawned worker.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+pub(crate) static BOOT: extern "C" fn() = boot;
+
+extern "C" fn boot() {
+    let Some(value) = std::env::var_os(BOOT_ENV) else {
+        return;
+    };
+    // SAFETY: this runs from `.init_array`, before `main`, so no other
+    // thread exists that could read the environment concurrently. Removing
+    // the variable keeps it from leaking into processes the tasks start.
+    unsafe { std::env::remove_var(BOOT_ENV) };
+    // SAFETY: plain libc call. Rust's runtime ignores SIGPIPE before `main`
+    // runs; we never get there, so do the same: a write to a dead parent
+    // must be an error, not a silent death.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let code = std::panic::catch_unwind(|| {
+        let value = value.to_string_lossy();
+        let mut parts = value.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(secret), Some(fd), Some(server)) => {
+                let lifeline = fd.parse().ok();
+                serve(server, secret, lifeline)
+            }
+            _ => {
+                eprintln!("concurrent-futures worker: malformed {BOOT_ENV}");
+                2
+            }
+        }
+    })
+    .unwrap_or(101);
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+/// Refuses to start a pool inside a worker whose boot did not run (see the
+/// module docs): called first thing by `build()`.
+pub(crate) fn refuse_inside_a_worker() {
+    if std::env::var_os(BOOT_ENV).is_some() {
+        eprintln!(
+            "concurrent-futures: this process was started as a process-pool worker, but the \
+             worker boot did not run before main, so main ran instead and tried to start a \
+             pool of its own. Make sure the worker binary links concurrent-futures. Exiting \
+             with status {MISSING_BOOT_EXIT}."
+        );
+        std::process::exit(MISSING_BOOT_EXIT);
+    }
+}
+
+/// Connects to the parent and serves requests until it hangs up. Returns
+/// the exit status.
+pub(crate) fn serve(server: &str, secret: &str, lifeline: Option<RawFd>) -> i32 {
+    if let Some(fd) = lifeline {
+        watch_lifeline(fd);
+    }
+    let connected = (|| -> Result<(IpcBytesReceiver, IpcBytesSender), String> {
+        let bootstrap =
+            IpcSender::<Hello>::connect(server.to_owned()).map_err(|e| e.to_string())?;
+        let (requests, request_rx) = ipc::bytes_channel().map_err(|e| e.to_string())?;
+        let (response_tx, responses) = ipc::bytes_channel().map_err(|e| e.to_string())?;
+        bootstrap
+            .send(Hello {
+                secret: secret.to_owned(),
+                pid: std::process::id(),
+                requests,
+                responses,
+            })
+            .map_err(|e| e.to_string())?;
+        Ok((request_rx, response_tx))
+    })();
+    match connected {
+        Ok((requests, responses)) => serve_loop(&requests, &responses),
+        Err(e) => {
+            eprintln!("concurrent-futures worker: cannot reach the pool: {e}");
+            3
+        }
+    }
+}
+
+fn watch_lifeline(fd: RawFd) {
+    let watcher = std::thread::Builder::new()
+        .name("lifeline".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut byte = 0_u8;
+            loop {
+                // SAFETY: reads one byte into a live local from an fd that
+                // this process owns and never closes.
+                let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+                if n < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
+                    continue;
+                }
+                // EOF: the parent is gone. Leave now, whatever the main
+                // thread is running; nothing is left to report to.
+                // SAFETY: `_exit` is always sound to call.
+                unsafe { libc::_exit(0) };
+            }
+        });
+    if watcher.is_err() {
+        eprintln!("concurrent-futures worker: cannot watch the parent; exiting");
+        // SAFETY: as above.
+        unsafe { libc::_exit(4) };
+    }
+}
+
+/// The worker's loop: one request in, one response out, until the parent
+/// closes the request channel (shutdown, retirement) or dies.
+fn serve_loop(requests: &IpcBytesReceiver, responses: &IpcBytesSender) -> i32 {
+    let mut out = Vec::with_capacity(256);
+    loop {
+        let Ok(message) = requests.recv() else {
+            return 0;
+        };
+        out.clear();
+        match wire::decode_request(&message) {
+            Ok(Request::Run { id, task, arg }) => {
+                wire::response_header(&mut out, id, false, false);
+                run_one(task, arg, &mut out);
+            }
+            Ok(Request::Chunk { id, task, args }) => {
+                wire::response_header(&mut out, id, true, false);
+                wire::put_count(&mut out, args.len());
+                for arg in args {
+                    run_one(task, arg, &mut out);
+                }
+            }
+            Ok(Request::Init { task, arg }) => {
+                wire::response_header(&mut out, 0, false, true);
+                run_one(task, arg, &mut out);
+            }
+            Err(e) => {
+                // Not from our parent's encoder: run nothing, and let the
+                // parent see this worker go.
+                eprintln!("concurrent-futures worker: refusing a request: {e}");
+                return 5;
+            }
+        }
+        drop(message);
+        if responses.send(&out).is_err() {
+            return 0;
+        }
+        if out.capacity() > 1 << 20 {
+            out = Vec::with_capacity(256);
+        }
+    }
+}
+
+/// Looks `task` up by name and runs it on `arg`, appending its outcome.
+fn run_one(task: &str, arg: &[u8], out: &mut Vec<u8>) {
+    let Some(entry) = registry::by_task_name(task) else {
+        wire::put_failure(out, &Outcome::UnknownTask(task));
+        return;
+    };
+    let Err(error) = wire::put_ok(out, |out| (entry.invoke)(arg, out)) else {
+        return;
+    };
+    let outcome;
+    let message;
+    match &error {
+        InvokeError::DecodeArgs(e) => {
+            outcome = Outcome::DecodeArgs {
+                type_name: e.type_name,
+                reason: &e.reason,
+            }
+        }
+        InvokeError::EncodeResult(e) => {
+            outcome = Outcome::EncodeResult {
+                type_name: e.type_name,
+                reason: &e.reason,
+            }
+        }
+        InvokeError::Panicked(e) => {
+            message = match e {
+                TaskError::Panicked { message } => message.clone(),
+                other => other.to_string(),
+            };
+            outcome = Outcome::Panicked(&message);
+        }
+    }
+    wire::put_failure(out, &outcome);
+}
