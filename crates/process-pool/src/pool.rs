@@ -7,6 +7,20 @@
 //! waits while another has a backlog, a queued job can still be cancelled,
 //! and a queued job holds no descriptor: 100,000 queued tasks cost only
 //! their bytes.
+//!
+//! **The fast path.** A handler with an idle worker registers in
+//! `State::idle` and sleeps on its own condvar. A submit that finds an idle
+//! handler sends the request to that worker itself, still under the state
+//! lock, and leaves the job in the handler's mailbox marked as sent: the
+//! worker starts at once, and waking the handler (which only has to read
+//! the response) overlaps with the task instead of preceding it. Requests
+//! over [`DIRECT_SEND_MAX`] are left to the handler to send, so the lock is
+//! never held across a large transfer. Invariants, all under the state
+//! lock: a slot is in `idle` only while its handler waits with an empty
+//! mailbox and a connected worker, whose request sender is in `senders`;
+//! whoever takes a slot out of `idle` fills its mailbox (or the handler
+//! takes itself out); a job is in exactly one of the queue, a mailbox, or
+//! a handler's hands.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -27,6 +41,7 @@ use crate::process::{self, Launcher, Started, Worker};
 use crate::registry;
 use crate::wire::{self, Outcome, Response};
 use crate::worker;
+use ipc_channel::ipc::IpcBytesSender;
 
 /// How worker processes are started.
 ///
@@ -197,8 +212,11 @@ impl ProcessPoolBuilder {
                 queue: VecDeque::new(),
                 shutdown: false,
                 broken: None,
+                idle: Vec::with_capacity(max_workers),
+                mailbox: (0..max_workers).map(|_| None).collect(),
+                senders: vec![None; max_workers],
             }),
-            work: Condvar::new(),
+            wake: (0..max_workers).map(|_| Condvar::new()).collect(),
             next_id: AtomicU64::new(1),
             alive: AtomicUsize::new(0),
             pids: Mutex::new(vec![None; max_workers]),
@@ -282,8 +300,8 @@ struct Shared {
     max_workers: usize,
     max_tasks_per_child: Option<usize>,
     state: Mutex<State>,
-    /// Signalled when a job is queued, and on shutdown or breakage.
-    work: Condvar,
+    /// One per slot: its handler waits there while idle.
+    wake: Vec<Condvar>,
     next_id: AtomicU64,
     alive: AtomicUsize,
     pids: Mutex<Vec<Option<u32>>>,
@@ -293,7 +311,16 @@ struct State {
     queue: VecDeque<Job>,
     shutdown: bool,
     broken: Option<String>,
+    /// Slots whose handler waits for work with a connected, idle worker.
+    idle: Vec<usize>,
+    /// A job handed straight to a slot, and whether it was already sent.
+    mailbox: Vec<Option<(Job, bool)>>,
+    /// Each connected worker's request channel, for the fast path.
+    senders: Vec<Option<IpcBytesSender>>,
 }
+
+/// The largest request a submitter sends itself (see the module docs).
+const DIRECT_SEND_MAX: usize = 64 * 1024;
 
 /// One queued unit of work: the request, ready to send, and the sink that
 /// completes its future.
@@ -426,7 +453,7 @@ impl Shared {
             }
             state.queue.drain(..).collect()
         };
-        self.work.notify_all();
+        self.wake_all();
         for job in drained {
             if job.sink.start() {
                 job.sink.fail(TaskError::Broken {
@@ -446,37 +473,76 @@ impl Shared {
         if state.shutdown {
             return Err(TaskError::ShutDown);
         }
-        state.queue.push_back(job);
+        let Some(slot) = state.idle.pop() else {
+            // Every handler is busy or starting; each takes from the queue
+            // before it goes idle, so nobody needs waking.
+            state.queue.push_back(job);
+            return Ok(());
+        };
+        // Fresh from submit, so not cancelled: start() succeeds.
+        if !job.sink.start() {
+            return Ok(());
+        }
+        let sent = job.request.len() <= DIRECT_SEND_MAX
+            && state.senders[slot]
+                .as_ref()
+                .is_some_and(|tx| tx.send(&job.request).is_ok());
+        state.mailbox[slot] = Some((job, sent));
         drop(state);
-        self.work.notify_one();
+        self.wake[slot].notify_one();
         Ok(())
     }
 
-    /// The next job that was not cancelled, marked RUNNING; `None` when the
-    /// pool is shut down with nothing queued, or broken.
-    fn next_job(&self) -> Option<Job> {
+    fn wake_all(&self) {
+        for cond in &self.wake {
+            cond.notify_all();
+        }
+    }
+
+    /// The next job for `slot`, marked RUNNING, and whether it was already
+    /// sent; `None` when the pool is shut down with nothing queued, or
+    /// broken.
+    fn next_job(&self, slot: usize) -> Option<(Job, bool)> {
         let mut state = self.lock();
-        loop {
-            if state.broken.is_some() {
-                return None;
+        let next = loop {
+            if let Some(mailed) = state.mailbox[slot].take() {
+                break Some(mailed);
             }
-            while let Some(job) = state.queue.pop_front() {
-                if job.sink.start() {
-                    return Some(job);
-                }
-                // Cancelled while queued: dropped here, never sent.
+            if state.broken.is_some() {
+                break None;
+            }
+            if let Some(job) = pop_live(&mut state.queue) {
+                break Some((job, false));
             }
             if state.shutdown {
-                return None;
+                break None;
             }
-            state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
+            if !state.idle.contains(&slot) {
+                state.idle.push(slot);
+            }
+            state = self.wake[slot]
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        };
+        state.idle.retain(|&s| s != slot);
+        next
     }
 
     /// Puts a job that never reached its worker back at the front.
     fn requeue(&self, job: Job) {
-        self.lock().queue.push_front(job);
-        self.work.notify_one();
+        let mut state = self.lock();
+        match state.idle.pop() {
+            Some(slot) => {
+                state.mailbox[slot] = Some((job, false));
+                drop(state);
+                self.wake[slot].notify_one();
+            }
+            None => state.queue.push_front(job),
+        }
+    }
+
+    fn set_sender(&self, slot: usize, sender: Option<IpcBytesSender>) {
+        self.lock().senders[slot] = sender;
     }
 
     fn stopping(&self) -> bool {
@@ -527,6 +593,8 @@ impl Handler {
     fn connect(&self, started: Started) -> Result<Worker, String> {
         let worker = self.shared.launcher.connect(started)?;
         self.set_pid(Some(worker.pid.as_raw() as u32));
+        self.shared
+            .set_sender(self.slot, Some(worker.requests.clone()));
         self.shared.alive.fetch_add(1, Ordering::SeqCst);
         let Some(init) = &self.shared.initializer else {
             return Ok(worker);
@@ -575,6 +643,7 @@ impl Handler {
             requests,
             responses,
         } = worker;
+        self.shared.set_sender(self.slot, None);
         drop(requests);
         drop(responses);
         let death = if kill {
@@ -592,11 +661,11 @@ impl Handler {
     fn serve(&self, worker: Worker) -> bool {
         let mut done = 0_usize;
         loop {
-            let Some(job) = self.shared.next_job() else {
+            let Some((job, sent)) = self.shared.next_job(self.slot) else {
                 self.retire(worker, false);
                 return false;
             };
-            if worker.requests.send(&job.request).is_err() {
+            if !sent && worker.requests.send(&job.request).is_err() {
                 // The worker died while idle: the job never reached it.
                 self.shared.requeue(job);
                 self.retire(worker, true);
@@ -635,6 +704,17 @@ impl Handler {
             }
         }
     }
+}
+
+/// The first queued job not cancelled, marked RUNNING; cancelled ones are
+/// dropped here, never sent.
+fn pop_live(queue: &mut VecDeque<Job>) -> Option<Job> {
+    while let Some(job) = queue.pop_front() {
+        if job.sink.start() {
+            return Some(job);
+        }
+    }
+    None
 }
 
 fn response_id(response: &Response<'_>) -> Option<u64> {
@@ -756,7 +836,7 @@ impl ProcessPoolExecutor {
                 Vec::new()
             }
         };
-        self.shared.work.notify_all();
+        self.shared.wake_all();
         for job in cancelled {
             job.sink.cancel();
         }
