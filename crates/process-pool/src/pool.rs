@@ -2,25 +2,32 @@
 //! worker process, and the jobs that complete futures.
 //!
 //! Queued work lives only in the parent's memory, as one encoded request
-//! per job (a `Vec<u8>`), in one FIFO shared by every handler. A handler
-//! takes the next job only when its worker is idle, so an idle worker never
-//! waits while another has a backlog, a queued job can still be cancelled,
-//! and a queued job holds no descriptor: 100,000 queued tasks cost only
-//! their bytes.
+//! per job (a `Vec<u8>`), in one FIFO shared by every handler. A worker
+//! gets the next job only when it is idle, so an idle worker never waits
+//! while another has a backlog, a queued job can still be cancelled, and a
+//! queued job holds no descriptor: 100,000 queued tasks cost only their
+//! bytes.
 //!
-//! **The fast path.** A handler with an idle worker registers in
-//! `State::idle` and sleeps on its own condvar. A submit that finds an idle
-//! handler sends the request to that worker itself, still under the state
-//! lock, and leaves the job in the handler's mailbox marked as sent: the
-//! worker starts at once, and waking the handler (which only has to read
-//! the response) overlaps with the task instead of preceding it. Requests
-//! over [`DIRECT_SEND_MAX`] are left to the handler to send, so the lock is
-//! never held across a large transfer. Invariants, all under the state
-//! lock: a slot is in `idle` only while its handler waits with an empty
-//! mailbox and a connected worker, whose request sender is in `senders`;
-//! whoever takes a slot out of `idle` fills its mailbox (or the handler
-//! takes itself out); a job is in exactly one of the queue, a mailbox, or
-//! a handler's hands.
+//! **Handlers and the fast path.** Each worker has a handler thread that
+//! owns its response channel and, between jobs, blocks *reading it*: an
+//! idle worker sends nothing, so that read returns only when the worker
+//! dies (it is then reaped and replaced at once, with no task lost) or
+//! after a job was sent to it. A submit that finds an idle slot takes it,
+//! puts the job in the slot's mailbox and sends the request to the worker
+//! itself; the worker starts at once and the handler wakes with the
+//! response in hand. A handler that finishes a job takes the next one from
+//! the queue and sends it the same way. The request channels live in
+//! `State::senders` and nowhere else, so removing one closes the channel
+//! and tells its worker to exit: that is how shutdown and retirement stop
+//! an idle worker.
+//!
+//! Invariants, under the state lock: a slot is in `idle` only while its
+//! worker is connected, its mailbox is empty and its handler is reading;
+//! whoever takes a slot out of `idle` fills its mailbox; a job is in
+//! exactly one of the queue, a mailbox, or a handler's hands; a mailbox
+//! job's [`Delivery`] state says whether its request reached the socket, which
+//! is what decides, when the worker dies, between failing the job
+//! (`WorkerDied`) and keeping it for the replacement.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -42,6 +49,7 @@ use crate::registry;
 use crate::wire::{self, Outcome, Response};
 use crate::worker;
 use ipc_channel::ipc::IpcBytesSender;
+use nix::unistd::Pid;
 
 /// How worker processes are started.
 ///
@@ -216,7 +224,7 @@ impl ProcessPoolBuilder {
                 mailbox: (0..max_workers).map(|_| None).collect(),
                 senders: vec![None; max_workers],
             }),
-            wake: (0..max_workers).map(|_| Condvar::new()).collect(),
+            sent: Condvar::new(),
             next_id: AtomicU64::new(1),
             alive: AtomicUsize::new(0),
             pids: Mutex::new(vec![None; max_workers]),
@@ -300,8 +308,8 @@ struct Shared {
     max_workers: usize,
     max_tasks_per_child: Option<usize>,
     state: Mutex<State>,
-    /// One per slot: its handler waits there while idle.
-    wake: Vec<Condvar>,
+    /// Signalled when a mailbox job's send ends (see [`Delivery`]).
+    sent: Condvar,
     next_id: AtomicU64,
     alive: AtomicUsize,
     pids: Mutex<Vec<Option<u32>>>,
@@ -311,16 +319,26 @@ struct State {
     queue: VecDeque<Job>,
     shutdown: bool,
     broken: Option<String>,
-    /// Slots whose handler waits for work with a connected, idle worker.
+    /// Slots whose worker is idle and whose handler is reading.
     idle: Vec<usize>,
-    /// A job handed straight to a slot, and whether it was already sent.
-    mailbox: Vec<Option<(Job, bool)>>,
-    /// Each connected worker's request channel, for the fast path.
+    /// The job each slot's worker runs (or will run), and how its send went.
+    mailbox: Vec<Option<(Job, Delivery)>>,
+    /// Each connected worker's request channel: the only handle on it.
     senders: Vec<Option<IpcBytesSender>>,
 }
 
-/// The largest request a submitter sends itself (see the module docs).
-const DIRECT_SEND_MAX: usize = 64 * 1024;
+/// How far a mailbox job's request got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// Not sent yet (kept for a replacement worker).
+    Unsent,
+    /// A thread is sending it, outside the lock.
+    Sending,
+    /// In the worker's socket: if the worker dies now, the job dies with it.
+    Sent,
+    /// The send failed: the worker was dead already.
+    Failed,
+}
 
 /// One queued unit of work: the request, ready to send, and the sink that
 /// completes its future.
@@ -444,26 +462,38 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks the pool broken and fails everything queued.
+    /// Marks the pool broken, fails everything not yet sent, and stops the
+    /// idle workers.
     fn set_broken(&self, reason: String) {
-        let drained: Vec<Job> = {
+        let (queued, unsent) = {
             let mut state = self.lock();
             if state.broken.is_none() {
                 state.broken = Some(reason.clone());
             }
-            state.queue.drain(..).collect()
-        };
-        self.wake_all();
-        for job in drained {
-            if job.sink.start() {
-                job.sink.fail(TaskError::Broken {
-                    reason: reason.clone(),
-                });
+            stop_idle(&mut state);
+            let mut unsent = Vec::new();
+            for mailed in state.mailbox.iter_mut() {
+                if matches!(mailed, Some((_, Delivery::Unsent))) {
+                    unsent.extend(mailed.take().map(|(job, _)| job));
+                }
             }
+            (state.queue.drain(..).collect::<Vec<_>>(), unsent)
+        };
+        let broken = || TaskError::Broken {
+            reason: reason.clone(),
+        };
+        for job in queued {
+            if job.sink.start() {
+                job.sink.fail(broken());
+            }
+        }
+        // Mailbox jobs are RUNNING already.
+        for job in unsent {
+            job.sink.fail(broken());
         }
     }
 
-    fn enqueue(&self, job: Job) -> Result<(), TaskError> {
+    fn enqueue(&self, mut job: Job) -> Result<(), TaskError> {
         let mut state = self.lock();
         if let Some(reason) = &state.broken {
             return Err(TaskError::Broken {
@@ -474,88 +504,72 @@ impl Shared {
             return Err(TaskError::ShutDown);
         }
         let Some(slot) = state.idle.pop() else {
-            // Every handler is busy or starting; each takes from the queue
-            // before it goes idle, so nobody needs waking.
+            // Every worker is busy or starting; each handler takes from
+            // the queue before its worker goes idle.
             state.queue.push_back(job);
             return Ok(());
         };
         // Fresh from submit, so not cancelled: start() succeeds.
-        if !job.sink.start() {
-            return Ok(());
-        }
-        let sent = job.request.len() <= DIRECT_SEND_MAX
-            && state.senders[slot]
-                .as_ref()
-                .is_some_and(|tx| tx.send(&job.request).is_ok());
-        state.mailbox[slot] = Some((job, sent));
-        drop(state);
-        self.wake[slot].notify_one();
+        job.sink.start();
+        let request = std::mem::take(&mut job.request);
+        let id = job.id;
+        state.mailbox[slot] = Some((job, Delivery::Sending));
+        self.send(state, slot, id, request);
         Ok(())
     }
 
-    fn wake_all(&self) {
-        for cond in &self.wake {
-            cond.notify_all();
+    /// Sends `request` (of the job `id` in `slot`'s mailbox, marked
+    /// `Sending`) to the slot's worker outside the lock, then records how
+    /// it went. The worker may answer, and its handler take the job,
+    /// before that record: then there is nothing left to mark.
+    fn send<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        slot: usize,
+        id: u64,
+        request: Vec<u8>,
+    ) {
+        let sender = state.senders[slot].clone();
+        drop(state);
+        let ok = sender.is_some_and(|tx| tx.send(&request).is_ok());
+        state = self.lock();
+        if let Some((job, send)) = &mut state.mailbox[slot]
+            && job.id == id
+            && *send == Delivery::Sending
+        {
+            *send = if ok {
+                Delivery::Sent
+            } else {
+                job.request = request;
+                Delivery::Failed
+            };
         }
-    }
-
-    /// The next job for `slot`, marked RUNNING, and whether it was already
-    /// sent; `None` when the pool is shut down with nothing queued, or
-    /// broken.
-    fn next_job(&self, slot: usize) -> Option<(Job, bool)> {
-        let mut state = self.lock();
-        let next = loop {
-            if let Some(mailed) = state.mailbox[slot].take() {
-                break Some(mailed);
-            }
-            if state.broken.is_some() {
-                break None;
-            }
-            if let Some(job) = pop_live(&mut state.queue) {
-                break Some((job, false));
-            }
-            if state.shutdown {
-                break None;
-            }
-            if !state.idle.contains(&slot) {
-                state.idle.push(slot);
-            }
-            state = self.wake[slot]
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-        };
-        state.idle.retain(|&s| s != slot);
-        next
-    }
-
-    /// Puts a job that never reached its worker back at the front.
-    fn requeue(&self, job: Job) {
-        let mut state = self.lock();
-        match state.idle.pop() {
-            Some(slot) => {
-                state.mailbox[slot] = Some((job, false));
-                drop(state);
-                self.wake[slot].notify_one();
-            }
-            None => state.queue.push_front(job),
-        }
-    }
-
-    fn set_sender(&self, slot: usize, sender: Option<IpcBytesSender>) {
-        self.lock().senders[slot] = sender;
-    }
-
-    fn stopping(&self) -> bool {
-        let state = self.lock();
-        state.broken.is_some() || (state.shutdown && state.queue.is_empty())
+        drop(state);
+        self.sent.notify_all();
     }
 }
 
-/// The thread that owns one worker slot: starts the worker, feeds it jobs
+/// Closes the request channel of every idle worker: each exits, and its
+/// handler, reading, sees it go.
+fn stop_idle(state: &mut State) {
+    for slot in std::mem::take(&mut state.idle) {
+        state.senders[slot] = None;
+    }
+}
+
+/// The thread that owns one worker slot: starts the worker, gives it jobs
 /// one at a time, notices its death, reaps it and starts the next.
 struct Handler {
     shared: Arc<Shared>,
     slot: usize,
+}
+
+/// What a handler does next, decided under the lock.
+enum Next {
+    /// Send this request (the job is in the mailbox), then read.
+    Send(u64, Vec<u8>),
+    /// Read: the worker is idle, or its channel was just closed.
+    Read,
 }
 
 impl Handler {
@@ -565,36 +579,44 @@ impl Handler {
 
     fn run(self, forked: Option<Started>) {
         let mut pending = forked;
-        let mut first = true;
-        loop {
-            if !first && self.shared.stopping() {
-                break;
-            }
+        while self.has_work_ahead() {
             let started = match pending.take() {
                 Some(started) => Ok(started),
-                None if first && self.shared.lock().broken.is_some() => break,
                 None => self.shared.launcher.spawn(),
             };
-            first = false;
-            let worker = match started.and_then(|s| self.connect(s)) {
-                Ok(worker) => worker,
+            match started.and_then(|s| self.connect(s)) {
+                Ok(worker) => self.serve(worker),
                 Err(reason) => {
                     self.shared.set_broken(reason);
                     break;
                 }
-            };
-            if !self.serve(worker) {
-                break;
             }
         }
+        if let Some(started) = pending {
+            started.abandon();
+        }
+    }
+
+    /// Whether to start a(nother) worker: not when the pool is broken (a
+    /// job kept for this slot then fails), nor when it is shut down with
+    /// nothing left to run.
+    fn has_work_ahead(&self) -> bool {
+        let mut state = self.shared.lock();
+        if let Some(reason) = state.broken.clone() {
+            let kept = state.mailbox[self.slot].take();
+            drop(state);
+            if let Some((job, _)) = kept {
+                job.sink.fail(TaskError::Broken { reason });
+            }
+            return false;
+        }
+        !(state.shutdown && state.queue.is_empty() && state.mailbox[self.slot].is_none())
     }
 
     /// Connects a started worker and runs the initializer in it.
     fn connect(&self, started: Started) -> Result<Worker, String> {
         let worker = self.shared.launcher.connect(started)?;
         self.set_pid(Some(worker.pid.as_raw() as u32));
-        self.shared
-            .set_sender(self.slot, Some(worker.requests.clone()));
         self.shared.alive.fetch_add(1, Ordering::SeqCst);
         let Some(init) = &self.shared.initializer else {
             return Ok(worker);
@@ -618,14 +640,18 @@ impl Handler {
             Some(Ok(_)) => Err("the worker answered the initializer out of protocol".into()),
             Some(Err(e)) => Err(e.to_string()),
             None => {
-                let death = self.retire(worker, true);
+                let pid = worker.pid;
+                drop(worker);
+                let death = self.reap(pid, false);
                 return Err(format!("the initializer killed its worker, which {death}"));
             }
         };
         match verdict {
             Ok(()) => Ok(worker),
             Err(reason) => {
-                self.retire(worker, true);
+                let pid = worker.pid;
+                drop(worker);
+                self.reap(pid, true);
                 Err(format!("the initializer failed: {reason}"))
             }
         }
@@ -635,17 +661,8 @@ impl Handler {
         self.shared.pids.lock().unwrap_or_else(|e| e.into_inner())[self.slot] = pid;
     }
 
-    /// Closes the worker's channels (it exits on its own) or kills it, and
-    /// reaps it.
-    fn retire(&self, worker: Worker, kill: bool) -> process::Death {
-        let Worker {
-            pid,
-            requests,
-            responses,
-        } = worker;
-        self.shared.set_sender(self.slot, None);
-        drop(requests);
-        drop(responses);
+    /// Kills the worker if asked, and reaps it.
+    fn reap(&self, pid: Pid, kill: bool) -> process::Death {
         let death = if kill {
             process::kill_and_reap(pid)
         } else {
@@ -656,51 +673,113 @@ impl Handler {
         death
     }
 
-    /// Feeds `worker` jobs until it dies or retires (returns true: start
-    /// another) or the pool stops (false).
-    fn serve(&self, worker: Worker) -> bool {
-        let mut done = 0_usize;
-        loop {
-            let Some((job, sent)) = self.shared.next_job(self.slot) else {
-                self.retire(worker, false);
-                return false;
+    /// Decides under the lock what comes next for this slot (see the
+    /// module docs). `retire`: close the worker's channel instead of giving
+    /// it more work.
+    fn next(&self, retire: bool) -> Next {
+        let mut state = self.shared.lock();
+        let slot = self.slot;
+        if !retire && state.broken.is_none() {
+            let job = match state.mailbox[slot].take() {
+                // Kept from a worker that died before it got it.
+                Some((job, _)) => Some(job),
+                None => pop_live(&mut state.queue),
             };
-            if !sent && worker.requests.send(&job.request).is_err() {
-                // The worker died while idle: the job never reached it.
-                self.shared.requeue(job);
-                self.retire(worker, true);
-                return true;
+            if let Some(mut job) = job {
+                let request = std::mem::take(&mut job.request);
+                let id = job.id;
+                state.mailbox[slot] = Some((job, Delivery::Sending));
+                drop(state);
+                return Next::Send(id, request);
             }
-            let Ok(bytes) = worker.responses.recv() else {
-                let pid = worker.pid.as_raw() as u32;
-                let death = self.retire(worker, false);
-                job.sink.fail(TaskError::WorkerDied {
-                    pid,
-                    signal: death.signal,
-                    exit_code: death.exit_code,
-                });
-                return true;
-            };
-            match wire::decode_response(&bytes) {
-                Ok(response) if response_id(&response) == Some(job.id) => {
-                    job.sink.deliver(response)
+            if !state.shutdown {
+                state.idle.push(slot);
+                return Next::Read;
+            }
+        }
+        state.senders[slot] = None;
+        Next::Read
+    }
+
+    /// Gives `worker` jobs until it is gone: dead, retired, or stopped by
+    /// shutdown; reaps it.
+    fn serve(&self, worker: Worker) {
+        let Worker {
+            pid,
+            requests,
+            responses,
+        } = worker;
+        self.shared.lock().senders[self.slot] = Some(requests);
+        let mut done = 0_usize;
+        let mut retire = false;
+        loop {
+            if let Next::Send(id, request) = self.next(retire) {
+                let state = self.shared.lock();
+                self.shared.send(state, self.slot, id, request);
+            }
+            let answer = responses.recv();
+            let mut state = self.shared.lock();
+            state.idle.retain(|&s| s != self.slot);
+            let Ok(bytes) = answer else {
+                // The worker is gone: it died, or exited after its channel
+                // was closed. Wait out a send in progress to learn whether
+                // the mailbox job reached it.
+                while matches!(state.mailbox[self.slot], Some((_, Delivery::Sending))) {
+                    state = self
+                        .shared
+                        .sent
+                        .wait(state)
+                        .unwrap_or_else(|e| e.into_inner());
                 }
-                Ok(_) => {
+                let lost = match state.mailbox[self.slot].take() {
+                    Some((job, Delivery::Sent)) => Some(job),
+                    Some((job, _)) => {
+                        // Never reached the worker: keep it for the next.
+                        state.mailbox[self.slot] = Some((job, Delivery::Unsent));
+                        None
+                    }
+                    None => None,
+                };
+                state.senders[self.slot] = None;
+                drop(state);
+                drop(responses);
+                let death = self.reap(pid, false);
+                if let Some(job) = lost {
+                    job.sink.fail(TaskError::WorkerDied {
+                        pid: pid.as_raw() as u32,
+                        signal: death.signal,
+                        exit_code: death.exit_code,
+                    });
+                }
+                return;
+            };
+            let job = state.mailbox[self.slot].take().map(|(job, _)| job);
+            drop(state);
+            let delivered = match (job, wire::decode_response(&bytes)) {
+                (Some(job), Ok(response)) if response_id(&response) == Some(job.id) => {
+                    job.sink.deliver(response);
+                    true
+                }
+                (Some(job), Ok(_)) => {
                     job.sink
                         .fail(protocol_error("a response to another request"));
-                    self.retire(worker, true);
-                    return true;
+                    false
                 }
-                Err(e) => {
+                (Some(job), Err(e)) => {
                     job.sink.fail(protocol_error(&e.to_string()));
-                    self.retire(worker, true);
-                    return true;
+                    false
                 }
+                // An answer nobody asked for.
+                (None, _) => false,
+            };
+            if !delivered {
+                // Out of protocol: this worker is not trusted with more.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                retire = true;
             }
             done += 1;
             if self.shared.max_tasks_per_child.is_some_and(|n| done >= n) {
-                self.retire(worker, false);
-                return true;
+                retire = true;
             }
         }
     }
@@ -836,7 +915,7 @@ impl ProcessPoolExecutor {
                 Vec::new()
             }
         };
-        self.shared.wake_all();
+        stop_idle(&mut self.shared.lock());
         for job in cancelled {
             job.sink.cancel();
         }

@@ -66,6 +66,13 @@ pub(crate) struct Started {
     name: String,
 }
 
+impl Started {
+    /// Kills and reaps a child that will never be connected.
+    pub(crate) fn abandon(self) {
+        kill_and_reap(self.pid);
+    }
+}
+
 impl Launcher {
     fn server() -> io::Result<(IpcOneShotServer<Hello>, String)> {
         IpcOneShotServer::new()
@@ -125,6 +132,10 @@ impl Launcher {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 let _ = close_all_but(lifeline);
+                // Another thread of the parent may have held the stderr
+                // lock at the fork; the default panic hook would wait on it
+                // forever. Report panics with a plain write instead.
+                std::panic::set_hook(Box::new(raw_panic_report));
                 let code = worker::serve(&name, &self.secret, Some(lifeline));
                 // SAFETY: `_exit` is always sound.
                 unsafe { libc::_exit(code) }
@@ -207,6 +218,20 @@ impl Launcher {
             }
         }
     }
+}
+
+/// A panic hook that takes no lock: one `write(2)` to stderr.
+fn raw_panic_report(info: &std::panic::PanicHookInfo<'_>) {
+    let message = concurrent_futures_core::panic_message(info.payload());
+    let text = match info.location() {
+        Some(at) => format!(
+            "worker {} panicked at {at}:\n{message}\n",
+            std::process::id()
+        ),
+        None => format!("worker {} panicked:\n{message}\n", std::process::id()),
+    };
+    // SAFETY: writes a live buffer to fd 2.
+    unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
 }
 
 fn missing_boot_hint(death: Death) -> String {

@@ -1,0 +1,316 @@
+//! The process pool's own behaviour, beyond the conformance suite (which
+//! runs it against CPython's tests) and the fault tests: a backlog of
+//! 100,000 tasks, chunked `map`, worker retirement, what a worker inherits,
+//! workers that never connect, and workers outliving neither their pool
+//! nor their parent process.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use concurrent_futures::{
+    Executor, MapOptions, ProcessPoolExecutor, StartMethod, TaskError, TaskFuture, task,
+};
+use support::{Gate, GateRef, HangGuard, SHORT_TIMEOUT};
+
+const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::Fork];
+
+fn pool(method: StartMethod, workers: usize) -> ProcessPoolExecutor {
+    ProcessPoolExecutor::builder()
+        .max_workers(workers)
+        .start_method(method)
+        .build()
+        .unwrap()
+}
+
+#[task]
+fn double(x: u64) -> u64 {
+    2 * x
+}
+
+#[task]
+fn pid(_: ()) -> u32 {
+    std::process::id()
+}
+
+#[task]
+fn odd_fails(x: u32) -> u32 {
+    assert!(x.is_multiple_of(2), "odd {x}");
+    x
+}
+
+#[task]
+fn wait_then_pid(gate: GateRef) -> u32 {
+    gate.wait_as("waiting");
+    std::process::id()
+}
+
+/// Each fd of the worker and what it points at (`socket:[..]`, `pipe:[..]`,
+/// `/dev/null`...).
+#[task]
+fn open_fds(_: ()) -> Vec<(i32, String)> {
+    let mut fds: Vec<(i32, String)> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((fd, target.display().to_string()))
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// Polls `done` until it holds, failing after [`SHORT_TIMEOUT`].
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + SHORT_TIMEOUT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// procspawn's pool fails at 20,000 queued tasks ("Too many open files"):
+/// a queued task here holds bytes, not descriptors.
+#[test]
+fn a_backlog_of_100_000_tasks_holds_no_descriptors() {
+    let _guard = HangGuard::with_limit("100,000 tasks", Duration::from_secs(120));
+    let pool = pool(StartMethod::Spawn, 2);
+    let before = fd_count();
+    let futures: Vec<TaskFuture<u64>> = (0..100_000)
+        .map(|i| pool.submit(double, i).unwrap())
+        .collect();
+    // Everything is submitted; most of it is still queued.
+    assert!(
+        fd_count() <= before + 8,
+        "the backlog holds descriptors: {before} before, {} after",
+        fd_count()
+    );
+    let sum: u64 = futures.iter().map(|f| *f.result().unwrap()).sum();
+    assert_eq!(sum, 2 * (0..100_000_u64).sum::<u64>());
+}
+
+#[test]
+fn map_with_a_chunksize_keeps_order_and_fails_items_alone() {
+    for method in METHODS {
+        let pool = pool(method, 2);
+        let opts = MapOptions::new().chunksize(7).unwrap();
+        let doubled: Vec<u64> = pool
+            .map_with(double, 0..1000, opts)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(doubled, (0..1000).map(|x| 2 * x).collect::<Vec<_>>());
+        let mixed: Vec<Result<u32, TaskError>> = pool.map_with(odd_fails, 0..20, opts).collect();
+        for (x, r) in (0..20).zip(mixed) {
+            if x % 2 == 0 {
+                assert_eq!(r, Ok(x));
+            } else {
+                assert_eq!(
+                    r,
+                    Err(TaskError::Panicked {
+                        message: format!("odd {x}")
+                    })
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn max_tasks_per_child_retires_and_replaces_the_worker() {
+    for method in METHODS {
+        let pool = ProcessPoolExecutor::builder()
+            .max_workers(1)
+            .start_method(method)
+            .max_tasks_per_child(2)
+            .build()
+            .unwrap();
+        let pids: Vec<u32> = (0..6)
+            .map(|_| pool.submit(pid, ()).unwrap().into_result().unwrap())
+            .collect();
+        assert_eq!(pids[0], pids[1], "{method:?}: {pids:?}");
+        assert_ne!(pids[1], pids[2], "{method:?}: {pids:?}");
+        assert_eq!(pids[2], pids[3], "{method:?}: {pids:?}");
+        assert_ne!(pids[3], pids[4], "{method:?}: {pids:?}");
+        eventually("the replacement is connected", || pool.worker_count() == 1);
+    }
+}
+
+#[test]
+fn workers_inherit_only_stdio_their_lifeline_and_their_channels() {
+    // An fd the test opens is never seen by a worker.
+    let file = std::fs::File::open("/proc/self/stat").unwrap();
+    for method in METHODS {
+        let pool = pool(method, 1);
+        let fds = pool.submit(open_fds, ()).unwrap().into_result().unwrap();
+        // Leave out the directory the listing itself had open.
+        let fds: Vec<_> = fds
+            .into_iter()
+            .filter(|(_, t)| !t.ends_with("/fd"))
+            .collect();
+        let (stdio, rest): (Vec<_>, Vec<_>) = fds.iter().partition(|(fd, _)| *fd <= 2);
+        assert_eq!(stdio.len(), 3, "{method:?}: {fds:?}");
+        assert!(
+            rest.iter()
+                .all(|(_, t)| t.starts_with("socket:") || t.starts_with("pipe:")),
+            "{method:?}: a worker holds something besides its sockets and lifeline: {fds:?}"
+        );
+        let pipes = rest.iter().filter(|(_, t)| t.starts_with("pipe:")).count();
+        assert_eq!(pipes, 1, "{method:?}: one lifeline: {fds:?}");
+        // Requests in, responses out (each end may hold a spare for large
+        // messages), nothing per task.
+        assert!(rest.len() <= 5, "{method:?}: too many fds: {fds:?}");
+    }
+    drop(file);
+}
+
+#[test]
+fn a_worker_that_exits_before_connecting_breaks_the_pool_with_a_reason() {
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .worker_program("/bin/true")
+        .build()
+        .unwrap();
+    let reason = match pool.submit(double, 1) {
+        Err(TaskError::Broken { reason }) => reason,
+        Ok(f) => match f.into_result() {
+            Err(TaskError::Broken { reason }) => reason,
+            other => panic!("expected a broken pool, got {other:?}"),
+        },
+        Err(other) => panic!("expected a broken pool, got {other:?}"),
+    };
+    assert!(
+        reason.contains("exited with status 0 before it connected"),
+        "{reason}"
+    );
+    assert!(matches!(
+        pool.submit(double, 1),
+        Err(TaskError::Broken { .. })
+    ));
+}
+
+#[test]
+fn a_worker_that_never_connects_is_killed_after_the_start_timeout() {
+    let dir = std::env::temp_dir().join(format!("cf-silent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("silent-worker");
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .worker_program(&script)
+        .start_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let fut = pool.submit(double, 1).unwrap();
+    match fut.result_timeout(SHORT_TIMEOUT) {
+        Err(TaskError::Broken { reason }) => {
+            assert!(reason.contains("did not connect within"), "{reason}")
+        }
+        other => panic!("expected a broken pool, got {other:?}"),
+    }
+    drop(pool);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A worker killed while idle takes no task down with it: the next task
+/// goes to its replacement.
+#[test]
+fn a_worker_killed_while_idle_loses_nothing() {
+    for method in METHODS {
+        let pool = pool(method, 1);
+        let first = pool.submit(pid, ()).unwrap().into_result().unwrap();
+        let status = Command::new("kill")
+            .args(["-9", &first.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // The handler sees its idle worker die, reaps it and starts a
+        // replacement: no task is involved.
+        eventually("the dead worker is reaped", || {
+            !pool.worker_pids().contains(&first) && pool.worker_count() == 1
+        });
+        let second = pool.submit(pid, ()).unwrap().into_result();
+        let second = second.unwrap_or_else(|e| panic!("{method:?}: killed {first}, then {e:?}"));
+        assert_ne!(first, second, "{method:?}");
+    }
+}
+
+/// Not a test on its own: the process that `workers_die_with_their_parent`
+/// starts and kills. It builds one pool of each start method, prints the
+/// worker pids and blocks.
+#[test]
+#[ignore = "run by workers_die_with_their_parent"]
+fn parent_to_be_killed() {
+    if std::env::var_os("CF_PARENT_TO_BE_KILLED").is_none() {
+        return;
+    }
+    let pools: Vec<ProcessPoolExecutor> = METHODS.iter().map(|&m| pool(m, 2)).collect();
+    let gate = Gate::new();
+    // One worker of each pool busy in a task, one idle.
+    let _busy: Vec<TaskFuture<u32>> = pools
+        .iter()
+        .map(|p| p.submit(wait_then_pid, gate.gate_ref()).unwrap())
+        .collect();
+    gate.wait_for_arrivals(pools.len());
+    for p in &pools {
+        eventually("all workers are connected", || p.worker_count() == 2);
+    }
+    let pids: Vec<String> = pools
+        .iter()
+        .flat_map(|p| p.worker_pids())
+        .map(|p| p.to_string())
+        .collect();
+    println!("PIDS {}", pids.join(" "));
+    loop {
+        std::thread::park();
+    }
+}
+
+fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // Reparented to an init that does not reap: dead all the same.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn workers_die_with_their_parent() {
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "parent_to_be_killed", "--ignored", "--nocapture"])
+        .env("CF_PARENT_TO_BE_KILLED", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(parent.stdout.take().unwrap()).lines();
+    let pids: Vec<u32> = loop {
+        let line = lines
+            .next()
+            .expect("the parent printed its workers")
+            .unwrap();
+        if let Some(pids) = line.strip_prefix("PIDS ") {
+            break pids.split(' ').map(|p| p.parse().unwrap()).collect();
+        }
+    };
+    assert_eq!(pids.len(), 4, "{pids:?}");
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    for pid in pids {
+        eventually(&format!("worker {pid} is gone"), || is_gone(pid));
+    }
+}
