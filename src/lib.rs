@@ -1,7 +1,7 @@
 //! # concurrent-futures
 //!
 //! Python's `concurrent.futures` for Rust: one [`Executor`] trait, a
-//! [`ThreadPoolExecutor`] behind it (a process pool is on its way), and
+//! [`ThreadPoolExecutor`] and a [`ProcessPoolExecutor`] behind it, and
 //! futures you can [`wait`] on, iterate [`as_completed`], cancel, await, and
 //! hang done-callbacks on.
 //!
@@ -24,6 +24,7 @@
 //! | Python | here |
 //! |---|---|
 //! | `ThreadPoolExecutor(max_workers, thread_name_prefix, initializer)` | [`ThreadPoolExecutor::builder`] |
+//! | `ProcessPoolExecutor(max_workers, mp_context, initializer, initargs, max_tasks_per_child)` | [`ProcessPoolExecutor::builder`]; tasks marked [`task`] |
 //! | `executor.submit(fn, *args)` | [`Executor::submit`]`(f, args)`; closures: [`ThreadPoolExecutor::spawn`] |
 //! | `executor.map(fn, it, timeout, chunksize, buffersize)` | [`Executor::map`], [`Executor::map_with`] |
 //! | `executor.shutdown(wait, cancel_futures)`, `with` | [`Executor::shutdown`]; `Drop` |
@@ -39,8 +40,8 @@ pub use concurrent_futures_core::{
     TaskFuture, Waitable, Waiter, as_completed, catch_panic, panic_message,
     set_callback_panic_handler, wait,
 };
-/// Marks a function `fn(A) -> R` as a task that a process pool may run
-/// (the pool itself is in progress; the registry is in place).
+/// Marks a function `fn(A) -> R` as a task that a [`ProcessPoolExecutor`]
+/// may run.
 ///
 /// A worker process only ever runs registered tasks, looked up by name;
 /// submitting a function that is not one fails with
