@@ -4,8 +4,8 @@
 //! from the measurements.
 //!
 //! The workloads are written once against the `Executor` trait, so the same
-//! function drives any pool. Until the process pool lands, the table has the
-//! thread pool against a serial run.
+//! function drives any pool: a thread pool, a process pool (workers spawned
+//! from this very binary), and a serial run for reference.
 //!
 //! ```text
 //! cargo run --release --example fib_vs_sleep -- [--fib 30..40] [--workers 3] [--sleep-ms 200] [--sleep-tasks 30] [--quiet]
@@ -19,7 +19,9 @@
 
 use std::time::{Duration, Instant};
 
-use concurrent_futures::{Executor, TaskError, ThreadPoolExecutor, as_completed};
+use concurrent_futures::{
+    Executor, ProcessPoolExecutor, TaskError, ThreadPoolExecutor, as_completed, task,
+};
 
 /// The seeds' recursive Fibonacci (`fib(1) = fib(2) = 1`).
 fn fib(n: u32) -> u64 {
@@ -27,6 +29,7 @@ fn fib(n: u32) -> u64 {
 }
 
 /// The seeds' `random_sleep`: blocks for `ms` milliseconds, returns it.
+#[task]
 fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
@@ -79,13 +82,14 @@ fn parse_args() -> Result<Options, String> {
     Ok(o)
 }
 
-/// CPU time (user + system) this process has used so far.
+/// CPU time (user + system) this process and its reaped children (the
+/// process pool's workers, once the pool is dropped) have used so far.
 fn process_cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks: u64 = fields
-        .get(11..13)
+        .get(11..15)
         .map(|f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum())
         .unwrap_or(0);
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
@@ -124,8 +128,27 @@ fn run_as_completed<E: Executor>(
     Ok((start.elapsed(), process_cpu_time() - cpu0))
 }
 
+#[task]
 fn fib_u64(n: u64) -> u64 {
     fib(n as u32)
+}
+
+/// The same workload on a process pool: start-up and the final reaping of
+/// the workers are part of its wall time, as they are of its cost.
+fn on_process_pool(
+    workers: usize,
+    f: fn(u64) -> u64,
+    inputs: &[u64],
+    quiet: bool,
+) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
+    let cpu0 = process_cpu_time();
+    let start = Instant::now();
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(workers)
+        .build()?;
+    run_as_completed(&pool, f, inputs, "process", quiet)?;
+    drop(pool);
+    Ok((start.elapsed(), process_cpu_time() - cpu0))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -158,6 +181,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rows.push(Row {
         workload: "fib",
         executor: "ThreadPoolExecutor",
+        workers: o.workers,
+        wall,
+        cpu,
+        serial: fib_serial,
+    });
+    let (wall, cpu) = on_process_pool(o.workers, fib_u64, &fib_inputs, o.quiet)?;
+    rows.push(Row {
+        workload: "fib",
+        executor: "ProcessPoolExecutor",
         workers: o.workers,
         wall,
         cpu,
@@ -200,6 +232,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu,
         serial: sleep_serial,
     });
+    let (wall, cpu) = on_process_pool(o.workers, sleep_ms, &sleep_inputs, o.quiet)?;
+    rows.push(Row {
+        workload: "sleep",
+        executor: "ProcessPoolExecutor",
+        workers: o.workers,
+        wall,
+        cpu,
+        serial: sleep_serial,
+    });
 
     println!();
     println!("| workload | executor | workers | wall time | speed-up over serial | CPU time |");
@@ -236,6 +277,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "{workload}: the thread pool is {speedup:.2}x the serial run ({saved:+.3} s saved; \
              the ideal is about {bound})."
+        );
+        let processes = rows
+            .iter()
+            .find(|r| r.workload == workload && r.executor == "ProcessPoolExecutor")
+            .expect("process pool row");
+        let diff = processes.wall.as_secs_f64() - pooled.wall.as_secs_f64();
+        let (faster, by) = if diff > 0.0 {
+            ("threads", diff)
+        } else {
+            ("processes", -diff)
+        };
+        println!(
+            "{workload}: {faster} finished first, by {by:.3} s ({:.1}% of the thread pool's time).",
+            100.0 * by / pooled.wall.as_secs_f64().max(1e-9)
         );
     }
     println!(
