@@ -122,6 +122,7 @@ impl Launcher {
     /// Only sound to call before the pool starts threads of its own; see
     /// `StartMethod::Fork` for the hazard of other threads in the parent.
     pub(crate) fn fork(&self) -> Result<Started, String> {
+        prepare_fork();
         let (server, name) =
             Self::server().map_err(|e| format!("cannot open the bootstrap socket: {e}"))?;
         let lifeline = self.lifeline.as_raw_fd();
@@ -132,10 +133,6 @@ impl Launcher {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 let _ = close_all_but(lifeline);
-                // Another thread of the parent may have held the stderr
-                // lock at the fork; the default panic hook would wait on it
-                // forever. Report panics with a plain write instead.
-                std::panic::set_hook(Box::new(raw_panic_report));
                 let code = worker::serve(&name, &self.secret, Some(lifeline));
                 // SAFETY: `_exit` is always sound.
                 unsafe { libc::_exit(code) }
@@ -220,20 +217,6 @@ impl Launcher {
     }
 }
 
-/// A panic hook that takes no lock: one `write(2)` to stderr.
-fn raw_panic_report(info: &std::panic::PanicHookInfo<'_>) {
-    let message = concurrent_futures_core::panic_message(info.payload());
-    let text = match info.location() {
-        Some(at) => format!(
-            "worker {} panicked at {at}:\n{message}\n",
-            std::process::id()
-        ),
-        None => format!("worker {} panicked:\n{message}\n", std::process::id()),
-    };
-    // SAFETY: writes a live buffer to fd 2.
-    unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
-}
-
 fn missing_boot_hint(death: Death) -> String {
     if death.exit_code == Some(worker::MISSING_BOOT_EXIT) {
         "; it ran main instead of serving: the worker boot of concurrent-futures did not run \
@@ -299,6 +282,20 @@ fn death_of(status: WaitStatus) -> Option<Death> {
             exit_code: None,
         }),
         _ => None,
+    }
+}
+
+/// Completes, in this thread, every lazy initialisation a forked worker
+/// relies on. A `Once` that another thread of the parent is running at the
+/// instant of the fork stays "running" forever in the child, which would
+/// then block on it: ipc-channel's send-buffer size (read on the first
+/// send) and our task table are such `Once`s. Initialised here, they are
+/// complete in every child.
+fn prepare_fork() {
+    crate::registry::by_task_name("");
+    if let Ok((tx, rx)) = ipc_channel::ipc::bytes_channel() {
+        let _ = tx.send(&[]);
+        let _ = rx.try_recv();
     }
 }
 
