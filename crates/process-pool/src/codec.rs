@@ -51,10 +51,20 @@ impl fmt::Display for CodecError {
 impl std::error::Error for CodecError {}
 
 fn error<T: ?Sized>(direction: &'static str, reason: impl fmt::Display) -> CodecError {
+    let reason = reason.to_string();
+    // bincode shows a serde error's own message in its Debug form,
+    // `OtherString("...")`: keep the message.
+    let reason = match reason
+        .strip_prefix("OtherString(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+    {
+        Some(message) => message.replace("\\\"", "\""),
+        None => reason,
+    };
     CodecError {
         direction,
         type_name: std::any::type_name::<T>(),
-        reason: reason.to_string(),
+        reason,
     }
 }
 

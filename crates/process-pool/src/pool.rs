@@ -453,7 +453,16 @@ impl<R: Payload> Sink for Chunk<R> {
 fn panicked_decode<R>(e: TaskError) -> TaskError {
     TaskError::Decode {
         type_name: std::any::type_name::<R>().to_owned(),
-        reason: format!("the decode panicked: {e}"),
+        reason: format!("the decode panicked: {}", panic_text(e)),
+    }
+}
+
+/// The message of a caught panic, without `TaskError`'s "the task
+/// panicked" (no task ran).
+fn panic_text(e: TaskError) -> String {
+    match e {
+        TaskError::Panicked { message } => message,
+        other => other.to_string(),
     }
 }
 
@@ -860,6 +869,7 @@ impl ProcessPoolExecutor {
         &self,
         entry_name: &'static str,
         tag: u8,
+        arg_type: &'static str,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
         sink: impl FnOnce() -> Box<dyn Sink>,
     ) -> Result<(), TaskError> {
@@ -879,8 +889,8 @@ impl ProcessPoolExecutor {
         wire::request_header(&mut request, tag, id, entry_name);
         catch_panic(|| encode(&mut request))
             .map_err(|e| TaskError::Encode {
-                type_name: "the arguments".to_owned(),
-                reason: format!("the encode panicked: {e}"),
+                type_name: arg_type.to_owned(),
+                reason: format!("the encode panicked: {}", panic_text(e)),
             })?
             .map_err(encode_error)?;
         self.shared.enqueue(Job {
@@ -969,6 +979,7 @@ impl Executor for ProcessPoolExecutor {
         self.submit_encoded(
             entry.name,
             wire::REQ_RUN,
+            std::any::type_name::<A>(),
             |out| codec::encode_into(&args, out),
             || Box::new(One(completer)),
         )?;
@@ -986,6 +997,7 @@ impl Executor for ProcessPoolExecutor {
         self.submit_encoded(
             entry.name,
             wire::REQ_CHUNK,
+            std::any::type_name::<A>(),
             |out| {
                 wire::put_count(out, n);
                 chunk
