@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""CPython's ProcessPoolExecutor, measured the way benches/process_pool.rs
+measures ours, so the two can sit in one table.
+
+Every measurement uses a pool of 2 workers made with one multiprocessing
+context (--context fork, spawn or forkserver). Modes:
+
+  overhead N     submit N no-op tasks, then result() each in submission
+                 order; prints the cost per task.
+  map N          list(pool.map(noop, range(N), chunksize=C)); the cost per item.
+  latency N      N sequential round trips on an idle pool (submit one no-op,
+                 wait for its result, then the next); the median and the
+                 p99 of the per-call times (nearest rank, as the Rust side).
+  echo N         submit N echo tasks of --echo-bytes bytes each (the task
+                 returns its argument), then result() each in submission
+                 order; MiB/s counts each task's payload once, as the
+                 project's baseline (A4) did, although twice as many bytes
+                 cross (in and out).
+  startup N      after one untimed pool, N times: build a pool, submit one
+                 no-op, take its result (first_ns), then shutdown(wait=True)
+                 (shutdown_ns); the medians. In 3.11 a fork pool starts
+                 both workers at the first submit, while spawn and
+                 forkserver start workers on demand, so one task starts
+                 only one worker there.
+  suite          all of the above in one interpreter (start-up first, then
+                 one pool for the others, built and warmed before any
+                 timing), with the sizes given by --tasks, --map-items,
+                 --calls, --echo-tasks and --startups.
+
+Every figure is printed on one line that starts with RESULT, as key=value
+pairs, so the bench can read it:
+
+  RESULT mode=overhead context=fork n=5000 per_task_ns=171012.3 total_ns=855061500
+
+Run it with the real interpreter, not the pyenv shim
+(`$(pyenv which python3) benches/python/ppe_bench.py suite --context spawn`).
+"""
+
+import argparse
+import multiprocessing as mp
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+WORKERS = 2
+
+
+def noop(x):
+    return x
+
+
+def echo(b):
+    return b
+
+
+def nearest_rank(sorted_samples, q):
+    """The q-quantile (0 < q <= 1) by nearest rank: the smallest sample
+    with at least q of all samples at or below it."""
+    rank = max(1, -(-len(sorted_samples) * round(q * 1000) // 1000))  # ceil
+    return sorted_samples[rank - 1]
+
+
+def overhead(pool, n, _args):
+    start = time.perf_counter_ns()
+    futures = [pool.submit(noop, i) for i in range(n)]
+    total = 0
+    for f in futures:
+        total += f.result()
+    elapsed = time.perf_counter_ns() - start
+    assert total == n * (n - 1) // 2, total
+    return {"per_task_ns": f"{elapsed / n:.1f}", "total_ns": elapsed}
+
+
+def map_chunked(pool, n, args):
+    start = time.perf_counter_ns()
+    total = sum(pool.map(noop, range(n), chunksize=args.chunksize))
+    elapsed = time.perf_counter_ns() - start
+    assert total == n * (n - 1) // 2, total
+    return {
+        "chunksize": args.chunksize,
+        "per_item_ns": f"{elapsed / n:.2f}",
+        "total_ns": elapsed,
+    }
+
+
+def latency(pool, n, _args):
+    samples = []
+    clock = time.perf_counter_ns
+    start = clock()
+    for i in range(n):
+        t0 = clock()
+        got = pool.submit(noop, i).result()
+        samples.append(clock() - t0)
+        assert got == i
+    elapsed = clock() - start
+    samples.sort()
+    return {
+        "median_ns": nearest_rank(samples, 0.5),
+        "p99_ns": nearest_rank(samples, 0.99),
+        "total_ns": elapsed,
+    }
+
+
+def echo_bytes(pool, n, args):
+    payload = bytes(range(256)) * (args.echo_bytes // 256) + bytes(args.echo_bytes % 256)
+    start = time.perf_counter_ns()
+    futures = [pool.submit(echo, payload) for _ in range(n)]
+    for f in futures:
+        got = f.result()
+        assert len(got) == len(payload)
+    elapsed = time.perf_counter_ns() - start
+    mib = n * len(payload) / (1 << 20)
+    return {
+        "bytes": len(payload),
+        "mib_per_s": f"{mib / (elapsed / 1e9):.1f}",
+        "per_task_ns": f"{elapsed / n:.0f}",
+        "total_ns": elapsed,
+    }
+
+
+def startup(ctx, n):
+    firsts, shutdowns, totals = [], [], []
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=ctx)
+        got = pool.submit(noop, i).result()
+        t1 = time.perf_counter_ns()
+        pool.shutdown(wait=True)
+        t2 = time.perf_counter_ns()
+        assert got == i
+        firsts.append(t1 - t0)
+        shutdowns.append(t2 - t1)
+        totals.append(t2 - t0)
+    return {
+        "first_ns": int(statistics.median(firsts)),
+        "shutdown_ns": int(statistics.median(shutdowns)),
+        "total_ns": int(statistics.median(totals)),
+    }
+
+
+MEASURES = {
+    "overhead": overhead,
+    "map": map_chunked,
+    "latency": latency,
+    "echo": echo_bytes,
+}
+
+
+def report(mode, args, n, fields):
+    line = " ".join(f"{k}={v}" for k, v in fields.items())
+    print(f"RESULT mode={mode} context={args.context} n={n} {line}", flush=True)
+
+
+def warm_pool(ctx):
+    pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=ctx)
+    # Start every worker (two tasks at once: spawn and forkserver start
+    # workers on demand) and let the interpreter settle.
+    for f in [pool.submit(noop, i) for i in range(1000)]:
+        f.result()
+    for _ in range(100):
+        pool.submit(noop, 0).result()
+    return pool
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=[*MEASURES, "startup", "suite"])
+    parser.add_argument("n", type=int, nargs="?", default=None, help="size (not for suite)")
+    parser.add_argument("--context", choices=["fork", "spawn", "forkserver"], default="fork")
+    parser.add_argument("--chunksize", type=int, default=1000)
+    parser.add_argument("--echo-bytes", type=int, default=1 << 20)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--map-items", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--echo-tasks", type=int, default=64)
+    parser.add_argument("--startups", type=int, default=3)
+    args = parser.parse_args()
+    if args.mode != "suite" and (args.n is None or args.n < 1):
+        parser.error("n must be at least 1")
+
+    print(
+        f"INFO python={platform.python_version()} "
+        f"implementation={platform.python_implementation()} context={args.context}",
+        flush=True,
+    )
+    ctx = mp.get_context(args.context)
+    if args.mode == "suite":
+        plan = [
+            ("overhead", args.tasks),
+            ("map", args.map_items),
+            ("latency", args.calls),
+            ("echo", args.echo_tasks),
+        ]
+    elif args.mode == "startup":
+        plan = []
+    else:
+        plan = [(args.mode, args.n)]
+    # Start-up first, in a fresh interpreter, after one untimed pool (which
+    # also starts the fork server for forkserver).
+    if args.mode in ("startup", "suite"):
+        n = args.n if args.mode == "startup" else args.startups
+        if n > 0:
+            startup(ctx, 1)
+            report("startup", args, n, startup(ctx, n))
+    if plan:
+        pool = warm_pool(ctx)
+        with pool:
+            for mode, n in plan:
+                if n > 0:
+                    report(mode, args, n, MEASURES[mode](pool, n, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

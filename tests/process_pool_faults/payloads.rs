@@ -1,0 +1,162 @@
+//! Values whose serde impls misbehave on purpose (CPython's
+//! `ErrorAtPickle`, `ExitAtUnpickle`, `CrashAtPickle`, ...), and the ways a
+//! worker process can be made to die.
+
+use serde::de::{self, Deserializer};
+use serde::ser::{self, Serializer};
+use serde::{Deserialize, Serialize};
+
+/// The reason every refusing `Serialize` gives.
+pub const ENCODE_REFUSAL: &str = "refused to encode on purpose";
+/// The reason every refusing `Deserialize` gives.
+pub const DECODE_REFUSAL: &str = "refused to decode on purpose";
+/// The message of every panicking `Serialize`.
+pub const ENCODE_PANIC: &str = "Serialize panicked on purpose";
+/// The message of every panicking `Deserialize`.
+pub const DECODE_PANIC: &str = "Deserialize panicked on purpose";
+
+/// How to end the current process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Crash {
+    /// `std::process::exit(code)`.
+    Exit(i32),
+    /// `std::process::abort()`: SIGABRT.
+    Abort,
+    /// A write to an unmapped page: SIGSEGV.
+    Segfault,
+}
+
+impl Crash {
+    /// Ends this process now.
+    pub fn now(self) -> ! {
+        match self {
+            Crash::Exit(code) => std::process::exit(code),
+            Crash::Abort => {
+                no_core_dump();
+                std::process::abort()
+            }
+            Crash::Segfault => {
+                no_core_dump();
+                segfault()
+            }
+        }
+    }
+}
+
+/// Keeps a crashing worker from writing a core file.
+pub fn no_core_dump() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on this process's own limits and flags.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+/// A real segmentation fault, not a `raise`: a volatile write to address
+/// 8, in the first page, which is never mapped. The pointer is non-null
+/// and aligned, so no debug precondition check turns it into a panic or an
+/// abort first.
+pub fn segfault() -> ! {
+    // SAFETY: none; faulting is the point. The write is volatile, so it
+    // is neither removed nor reordered.
+    unsafe { std::ptr::dangling_mut::<u64>().write_volatile(1) };
+    unreachable!("a write to address 8 did not fault")
+}
+
+/// Lowers this process's address-space limit to 64 MiB above what it maps
+/// now, then allocates 1 GiB: the allocation fails and Rust's
+/// allocation-error handler aborts (SIGABRT).
+pub fn exhaust_memory() -> usize {
+    no_core_dump();
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmSize in /proc/self/status");
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on this process's own limits.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut limit), 0);
+        limit.rlim_cur = (vm_kib * 1024 + (64 << 20)) as libc::rlim_t;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit), 0);
+    }
+    let big = vec![1_u8; 1 << 30];
+    std::hint::black_box(&big);
+    big.len()
+}
+
+/// `Serialize` returns an error (CPython's `ErrorAtPickle`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct RefuseEncode;
+
+impl Serialize for RefuseEncode {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(ser::Error::custom(ENCODE_REFUSAL))
+    }
+}
+
+/// `Serialize` panics.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PanicOnEncode;
+
+impl Serialize for PanicOnEncode {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("{ENCODE_PANIC}")
+    }
+}
+
+/// `Serialize` ends the process (CPython's `ExitAtPickle`,
+/// `CrashAtPickle`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct CrashOnEncode(pub Crash);
+
+impl Serialize for CrashOnEncode {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        self.0.now()
+    }
+}
+
+/// `Deserialize` returns an error (CPython's `ErrorAtUnpickle`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RefuseDecode;
+
+impl<'de> Deserialize<'de> for RefuseDecode {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(de::Error::custom(DECODE_REFUSAL))
+    }
+}
+
+/// `Deserialize` panics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PanicOnDecode;
+
+impl<'de> Deserialize<'de> for PanicOnDecode {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("{DECODE_PANIC}")
+    }
+}
+
+/// `Deserialize` ends the process (CPython's `ExitAtUnpickle`,
+/// `CrashAtUnpickle`). Only ever decoded in a worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrashOnDecode(pub Crash);
+
+impl Serialize for CrashOnDecode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CrashOnDecode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Crash::deserialize(d)?.now()
+    }
+}
