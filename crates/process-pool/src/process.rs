@@ -9,7 +9,6 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -92,20 +91,21 @@ impl Launcher {
                 .map_err(|e| format!("cannot find the current executable to spawn: {e}"))?,
         };
         let mut boot = OsString::from(&self.secret);
-        boot.push(format!(":{}:", worker::LIFELINE_FD));
+        boot.push(":0:");
         boot.push(&name);
-        let lifeline = self.lifeline.as_raw_fd();
-        let mut command = Command::new(&program);
-        command
+        // The lifeline travels as the child's stdin, the one descriptor
+        // `Command` passes without a `pre_exec` hook; without one, std
+        // starts the child with `posix_spawn` (vfork-style), whose cost does
+        // not grow with this process's memory. The worker moves it off
+        // stdin and closes whatever else it inherited, first thing.
+        let lifeline = self
+            .lifeline
+            .try_clone()
+            .map_err(|e| format!("cannot pass the lifeline: {e}"))?;
+        let child = Command::new(&program)
             .arg(worker::WORKER_ARG)
             .env(worker::BOOT_ENV, boot)
-            .stdin(Stdio::null());
-        // SAFETY: the closure runs in the child between fork and exec and
-        // makes only async-signal-safe system calls, on fds of the child.
-        unsafe {
-            command.pre_exec(move || keep_only_lifeline_at(lifeline, worker::LIFELINE_FD));
-        }
-        let child = command
+            .stdin(Stdio::from(lifeline))
             .spawn()
             .map_err(|e| format!("cannot spawn the worker {}: {e}", program.display()))?;
         Ok(Started {
@@ -228,7 +228,7 @@ fn missing_boot_hint(death: Death) -> String {
 }
 
 /// Closes every descriptor above stdio except `keep`.
-fn close_all_but(keep: RawFd) -> io::Result<()> {
+pub(crate) fn close_all_but(keep: RawFd) -> io::Result<()> {
     let keep = keep as libc::c_uint;
     // SAFETY: close_range only closes descriptors of this process; the
     // forked child owns nothing the closed ones back.
@@ -246,29 +246,6 @@ fn close_all_but(keep: RawFd) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// In the child before exec: every descriptor above stdio becomes
-/// close-on-exec, then the lifeline is placed at `at` and kept.
-fn keep_only_lifeline_at(lifeline: RawFd, at: RawFd) -> io::Result<()> {
-    // SAFETY: async-signal-safe system calls on this process's fds.
-    unsafe {
-        if libc::close_range(
-            3,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
-        ) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        if lifeline != at && libc::dup2(lifeline, at) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if libc::fcntl(at, libc::F_SETFD, 0) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 fn death_of(status: WaitStatus) -> Option<Death> {
@@ -357,7 +334,7 @@ pub(crate) fn secret() -> String {
 }
 
 /// The lifeline pipe: (read end for the workers, write end the pool keeps).
-/// Both are close-on-exec; a spawned worker gets the read end by `dup2`.
+/// Both are close-on-exec; a spawned worker gets the read end as stdin.
 pub(crate) fn lifeline() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }

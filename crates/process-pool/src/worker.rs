@@ -49,9 +49,6 @@ pub(crate) const WORKER_ARG: &str = "--concurrent-futures-worker";
 /// docs); the parent turns it into an error that says so.
 pub(crate) const MISSING_BOOT_EXIT: i32 = 87;
 
-/// The fd a spawned worker finds its lifeline on.
-pub(crate) const LIFELINE_FD: RawFd = 3;
-
 /// The first message, worker to parent, on the one-shot bootstrap channel.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Hello {
@@ -89,7 +86,7 @@ extern "C" fn boot() {
         let mut parts = value.splitn(3, ':');
         match (parts.next(), parts.next(), parts.next()) {
             (Some(secret), Some(fd), Some(server)) => {
-                let lifeline = fd.parse().ok();
+                let lifeline = fd.parse().ok().map(settle_descriptors);
                 serve(server, secret, lifeline)
             }
             _ => {
@@ -101,6 +98,26 @@ extern "C" fn boot() {
     .unwrap_or(101);
     let _ = std::io::stdout().flush();
     std::process::exit(code);
+}
+
+/// A spawned worker's first act: close every descriptor it inherited but
+/// stdio (the parent cannot mark another library's fds close-on-exec), and
+/// move the lifeline off stdin (`fd` 0, where the parent put it) to a
+/// descriptor of its own, leaving `/dev/null` as stdin. Returns the
+/// lifeline's descriptor.
+fn settle_descriptors(fd: RawFd) -> RawFd {
+    // SAFETY: plain system calls on this process's own descriptors, before
+    // any thread or Rust object that could own one exists.
+    unsafe {
+        let lifeline = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
+        let _ = crate::process::close_all_but(lifeline);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, fd);
+            libc::close(null);
+        }
+        lifeline
+    }
 }
 
 /// Refuses to start a pool inside a worker whose boot did not run (see the
@@ -187,18 +204,20 @@ fn serve_loop(requests: &IpcBytesReceiver, responses: &IpcBytesSender) -> i32 {
         match wire::decode_request(&message) {
             Ok(Request::Run { id, task, arg }) => {
                 wire::response_header(&mut out, id, false, false);
-                run_one(task, arg, &mut out);
+                run_one(task, registry::by_task_name(task), arg, &mut out);
             }
             Ok(Request::Chunk { id, task, args }) => {
                 wire::response_header(&mut out, id, true, false);
                 wire::put_count(&mut out, args.len());
+                // One lookup for the whole chunk.
+                let entry = registry::by_task_name(task);
                 for arg in args {
-                    run_one(task, arg, &mut out);
+                    run_one(task, entry, arg, &mut out);
                 }
             }
             Ok(Request::Init { task, arg }) => {
                 wire::response_header(&mut out, 0, false, true);
-                run_one(task, arg, &mut out);
+                run_one(task, registry::by_task_name(task), arg, &mut out);
             }
             Err(e) => {
                 // Not from our parent's encoder: run nothing, and let the
@@ -211,15 +230,18 @@ fn serve_loop(requests: &IpcBytesReceiver, responses: &IpcBytesSender) -> i32 {
         if responses.send(&out).is_err() {
             return 0;
         }
-        if out.capacity() > 1 << 20 {
+        // Keep the buffer for the next result of the same size, unless an
+        // outlier made it huge.
+        if out.capacity() > 64 << 20 {
             out = Vec::with_capacity(256);
         }
     }
 }
 
-/// Looks `task` up by name and runs it on `arg`, appending its outcome.
-fn run_one(task: &str, arg: &[u8], out: &mut Vec<u8>) {
-    let Some(entry) = registry::by_task_name(task) else {
+/// Runs the task `entry` (looked up by the name `task`) on `arg`,
+/// appending its outcome.
+fn run_one(task: &str, entry: Option<&registry::TaskEntry>, arg: &[u8], out: &mut Vec<u8>) {
+    let Some(entry) = entry else {
         wire::put_failure(out, &Outcome::UnknownTask(task));
         return;
     };
