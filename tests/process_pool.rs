@@ -316,3 +316,25 @@ fn workers_die_with_their_parent() {
         eventually(&format!("worker {pid} is gone"), || is_gone(pid));
     }
 }
+
+/// While one worker is stuck in a long task, the other runs the whole
+/// backlog: nothing waits behind the stuck task (sending ahead only
+/// happens to a worker that finishes tasks).
+#[test]
+fn a_stuck_worker_does_not_hold_back_the_backlog() {
+    for method in METHODS {
+        let _guard = HangGuard::new("a backlog beside a stuck worker");
+        let pool = pool(method, 2);
+        let gate = Gate::new();
+        let stuck = pool.submit(wait_then_pid, gate.gate_ref()).unwrap();
+        gate.wait_for_arrivals(1);
+        let backlog: Vec<TaskFuture<u64>> =
+            (0..200).map(|i| pool.submit(double, i).unwrap()).collect();
+        for (i, f) in (0_u64..).zip(&backlog) {
+            assert_eq!(f.result_timeout(SHORT_TIMEOUT), Ok(&(2 * i)), "{method:?}");
+        }
+        assert!(!stuck.done());
+        gate.open();
+        assert!(stuck.result_timeout(SHORT_TIMEOUT).is_ok());
+    }
+}

@@ -13,21 +13,23 @@
 //! idle worker sends nothing, so that read returns only when the worker
 //! dies (it is then reaped and replaced at once, with no task lost) or
 //! after a job was sent to it. A submit that finds an idle slot takes it,
-//! puts the job in the slot's mailbox and sends the request to the worker
-//! itself; the worker starts at once and the handler wakes with the
-//! response in hand. A handler that finishes a job takes the next one from
-//! the queue and sends it the same way. The request channels live in
+//! puts the job in the slot's in-flight line and sends the request to the
+//! worker itself; the worker starts at once and the handler wakes with the
+//! response in hand. A handler whose worker finishes a job tops its line
+//! up from the queue to [`DEPTH`] jobs, so while a backlog lasts the next
+//! job already waits in the worker's socket. The request channels live in
 //! `State::senders` and nowhere else, so removing one closes the channel
-//! and tells its worker to exit: that is how shutdown and retirement stop
-//! an idle worker.
+//! and tells its worker to exit (after it has answered what it holds):
+//! that is how shutdown and retirement stop a worker.
 //!
 //! Invariants, under the state lock: a slot is in `idle` only while its
-//! worker is connected, its mailbox is empty and its handler is reading;
-//! whoever takes a slot out of `idle` fills its mailbox; a job is in
-//! exactly one of the queue, a mailbox, or a handler's hands; a mailbox
-//! job's [`Delivery`] state says whether its request reached the socket, which
-//! is what decides, when the worker dies, between failing the job
-//! (`WorkerDied`) and keeping it for the replacement.
+//! worker is connected, its line is empty and its handler is reading;
+//! whoever takes a slot out of `idle` puts a job in its line; a job is in
+//! exactly one of the queue, a line, or a handler's hands; each line job's
+//! [`Delivery`] says whether its request reached the socket, which is what
+//! decides, when the worker dies, which job dies with it (the first that
+//! reached it: a worker answers each job before it reads the next) and
+//! which are kept for the replacement.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -221,7 +223,8 @@ impl ProcessPoolBuilder {
                 shutdown: false,
                 broken: None,
                 idle: Vec::with_capacity(max_workers),
-                mailbox: (0..max_workers).map(|_| None).collect(),
+                in_flight: (0..max_workers).map(|_| VecDeque::new()).collect(),
+                budget: vec![0; max_workers],
                 senders: vec![None; max_workers],
             }),
             sent: Condvar::new(),
@@ -308,7 +311,7 @@ struct Shared {
     max_workers: usize,
     max_tasks_per_child: Option<usize>,
     state: Mutex<State>,
-    /// Signalled when a mailbox job's send ends (see [`Delivery`]).
+    /// Signalled when an in-flight job's send ends (see [`Delivery`]).
     sent: Condvar,
     next_id: AtomicU64,
     alive: AtomicUsize,
@@ -321,13 +324,37 @@ struct State {
     broken: Option<String>,
     /// Slots whose worker is idle and whose handler is reading.
     idle: Vec<usize>,
-    /// The job each slot's worker runs (or will run), and how its send went.
-    mailbox: Vec<Option<(Job, Delivery)>>,
+    /// Each slot's jobs sent (or being sent, or kept for the next worker),
+    /// oldest first: the one its worker runs, then at most one more that
+    /// waits in the worker's socket (see [`DEPTH`]).
+    in_flight: Vec<VecDeque<(Job, Delivery)>>,
+    /// How many more jobs each slot's worker may be sent before it retires
+    /// (`max_tasks_per_child`; unlimited otherwise).
+    budget: Vec<usize>,
     /// Each connected worker's request channel: the only handle on it.
     senders: Vec<Option<IpcBytesSender>>,
 }
 
-/// How far a mailbox job's request got.
+/// How many jobs a busy worker holds: the one it runs and the next, which
+/// waits in its socket so that the worker does not idle between tasks while
+/// a deep backlog lasts. A job is sent ahead only when a worker finishes
+/// one and the pool is saturated (every worker busy, at least one more
+/// queued job per worker), so a few jobs submitted to a busy pool stay
+/// queued (and cancellable) and never wait behind another task while a
+/// worker is idle. Like the jobs in CPython's call queue, a job sent ahead
+/// is RUNNING: it can no longer be cancelled; and at the tail of a backlog
+/// of uneven tasks it may wait behind a long one while another worker has
+/// run out of work.
+const DEPTH: usize = 2;
+
+/// The largest request sent to a worker that is busy with another job. A
+/// request sent ahead must fit in the worker's socket buffer: if the send
+/// blocked, the handler could not read the response the busy worker is
+/// trying to send, and the two would wait on each other for ever. Larger
+/// requests wait until the worker is free.
+const AHEAD_MAX: usize = 32 * 1024;
+
+/// How far an in-flight job's request got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Delivery {
     /// Not sent yet (kept for a replacement worker).
@@ -344,7 +371,9 @@ enum Delivery {
 /// completes its future.
 struct Job {
     id: u64,
-    request: Vec<u8>,
+    /// Shared with a send in progress, and kept until the job is done, so
+    /// that a job that never reached a dead worker can go to the next.
+    request: Arc<Vec<u8>>,
     sink: Box<dyn Sink>,
 }
 
@@ -481,10 +510,12 @@ impl Shared {
             }
             stop_idle(&mut state);
             let mut unsent = Vec::new();
-            for mailed in state.mailbox.iter_mut() {
-                if matches!(mailed, Some((_, Delivery::Unsent))) {
-                    unsent.extend(mailed.take().map(|(job, _)| job));
-                }
+            for line in state.in_flight.iter_mut() {
+                let (kept, rest) = std::mem::take(line)
+                    .into_iter()
+                    .partition(|(_, d)| *d == Delivery::Unsent);
+                *line = rest;
+                unsent.extend(kept.into_iter().map(|(job, _): (Job, _)| job));
             }
             (state.queue.drain(..).collect::<Vec<_>>(), unsent)
         };
@@ -496,13 +527,13 @@ impl Shared {
                 job.sink.fail(broken());
             }
         }
-        // Mailbox jobs are RUNNING already.
+        // In-flight jobs are RUNNING already.
         for job in unsent {
             job.sink.fail(broken());
         }
     }
 
-    fn enqueue(&self, mut job: Job) -> Result<(), TaskError> {
+    fn enqueue(&self, job: Job) -> Result<(), TaskError> {
         let mut state = self.lock();
         if let Some(reason) = &state.broken {
             return Err(TaskError::Broken {
@@ -520,14 +551,16 @@ impl Shared {
         };
         // Fresh from submit, so not cancelled: start() succeeds.
         job.sink.start();
-        let request = std::mem::take(&mut job.request);
+        let request = Arc::clone(&job.request);
         let id = job.id;
-        state.mailbox[slot] = Some((job, Delivery::Sending));
+        // An idle slot has budget left (`fill` retires it otherwise).
+        state.budget[slot] -= 1;
+        state.in_flight[slot].push_back((job, Delivery::Sending));
         self.send(state, slot, id, request);
         Ok(())
     }
 
-    /// Sends `request` (of the job `id` in `slot`'s mailbox, marked
+    /// Sends `request` (of the job `id` in `slot`'s line, marked
     /// `Sending`) to the slot's worker outside the lock, then records how
     /// it went. The worker may answer, and its handler take the job,
     /// before that record: then there is nothing left to mark.
@@ -536,22 +569,18 @@ impl Shared {
         mut state: MutexGuard<'a, State>,
         slot: usize,
         id: u64,
-        request: Vec<u8>,
+        request: Arc<Vec<u8>>,
     ) {
         let sender = state.senders[slot].clone();
         drop(state);
         let ok = sender.is_some_and(|tx| tx.send(&request).is_ok());
+        drop(request);
         state = self.lock();
-        if let Some((job, send)) = &mut state.mailbox[slot]
-            && job.id == id
-            && *send == Delivery::Sending
+        if let Some((_, send)) = state.in_flight[slot]
+            .iter_mut()
+            .find(|(job, d)| job.id == id && *d == Delivery::Sending)
         {
-            *send = if ok {
-                Delivery::Sent
-            } else {
-                job.request = request;
-                Delivery::Failed
-            };
+            *send = if ok { Delivery::Sent } else { Delivery::Failed };
         }
         drop(state);
         self.sent.notify_all();
@@ -571,14 +600,6 @@ fn stop_idle(state: &mut State) {
 struct Handler {
     shared: Arc<Shared>,
     slot: usize,
-}
-
-/// What a handler does next, decided under the lock.
-enum Next {
-    /// Send this request (the job is in the mailbox), then read.
-    Send(u64, Vec<u8>),
-    /// Read: the worker is idle, or its channel was just closed.
-    Read,
 }
 
 impl Handler {
@@ -612,14 +633,16 @@ impl Handler {
     fn has_work_ahead(&self) -> bool {
         let mut state = self.shared.lock();
         if let Some(reason) = state.broken.clone() {
-            let kept = state.mailbox[self.slot].take();
+            let kept = std::mem::take(&mut state.in_flight[self.slot]);
             drop(state);
-            if let Some((job, _)) = kept {
-                job.sink.fail(TaskError::Broken { reason });
+            for (job, _) in kept {
+                job.sink.fail(TaskError::Broken {
+                    reason: reason.clone(),
+                });
             }
             return false;
         }
-        !(state.shutdown && state.queue.is_empty() && state.mailbox[self.slot].is_none())
+        !(state.shutdown && state.queue.is_empty() && state.in_flight[self.slot].is_empty())
     }
 
     /// Connects a started worker and runs the initializer in it.
@@ -682,32 +705,72 @@ impl Handler {
         death
     }
 
-    /// Decides under the lock what comes next for this slot (see the
-    /// module docs). `retire`: close the worker's channel instead of giving
-    /// it more work.
-    fn next(&self, retire: bool) -> Next {
+    /// Decides under the lock what this slot's worker gets next (see the
+    /// module docs) and returns the requests to send: jobs kept from a
+    /// worker that died before it got them, then queued jobs, up to
+    /// [`DEPTH`] in flight and the worker's budget of tasks. With nothing
+    /// to give, the slot goes idle. `retire` (or a spent budget): close the
+    /// worker's channel instead (it exits once it has answered what it
+    /// holds).
+    fn fill(&self, retire: bool) -> Vec<(u64, Arc<Vec<u8>>)> {
         let mut state = self.shared.lock();
+        let state = &mut *state;
         let slot = self.slot;
-        if !retire && state.broken.is_none() {
-            let job = match state.mailbox[slot].take() {
-                // Kept from a worker that died before it got it.
-                Some((job, _)) => Some(job),
-                None => pop_live(&mut state.queue),
-            };
-            if let Some(mut job) = job {
-                let request = std::mem::take(&mut job.request);
-                let id = job.id;
-                state.mailbox[slot] = Some((job, Delivery::Sending));
-                drop(state);
-                return Next::Send(id, request);
+        let mut sends = Vec::new();
+        let line = &mut state.in_flight[slot];
+        let spent = state.budget[slot] == 0 && line.is_empty();
+        if retire || spent || state.broken.is_some() {
+            state.senders[slot] = None;
+            return sends;
+        }
+        let budget = &mut state.budget[slot];
+        // A job goes to a worker that holds one already only while the pool
+        // is saturated: every worker connected and busy, and at least one
+        // more queued job per worker, so no other worker is left idle for
+        // it. And only a request small enough to wait in the worker's
+        // socket (see `AHEAD_MAX`).
+        let saturated = state.idle.is_empty()
+            && state.senders.iter().all(Option::is_some)
+            && state.queue.len() >= state.senders.len();
+        let may_follow = |request: &Vec<u8>| saturated && request.len() <= AHEAD_MAX;
+        let mut busy = line.iter().any(|(_, d)| *d != Delivery::Unsent);
+        for (job, delivery) in line.iter_mut() {
+            if *delivery != Delivery::Unsent {
+                continue;
             }
-            if !state.shutdown {
+            if *budget == 0 || (busy && !may_follow(&job.request)) {
+                break;
+            }
+            *delivery = Delivery::Sending;
+            *budget -= 1;
+            busy = true;
+            sends.push((job.id, Arc::clone(&job.request)));
+        }
+        while line.len() < DEPTH && *budget > 0 {
+            let Some(front) = state.queue.front() else {
+                break;
+            };
+            if busy && !may_follow(&front.request) {
+                break;
+            }
+            let job = state.queue.pop_front().expect("just looked");
+            if !job.sink.start() {
+                // Cancelled while queued: dropped here, never sent.
+                continue;
+            }
+            *budget -= 1;
+            busy = true;
+            sends.push((job.id, Arc::clone(&job.request)));
+            line.push_back((job, Delivery::Sending));
+        }
+        if line.is_empty() {
+            if state.shutdown {
+                state.senders[slot] = None;
+            } else {
                 state.idle.push(slot);
-                return Next::Read;
             }
         }
-        state.senders[slot] = None;
-        Next::Read
+        sends
     }
 
     /// Gives `worker` jobs until it is gone: dead, retired, or stopped by
@@ -718,11 +781,14 @@ impl Handler {
             requests,
             responses,
         } = worker;
-        self.shared.lock().senders[self.slot] = Some(requests);
-        let mut done = 0_usize;
+        {
+            let mut state = self.shared.lock();
+            state.senders[self.slot] = Some(requests);
+            state.budget[self.slot] = self.shared.max_tasks_per_child.unwrap_or(usize::MAX);
+        }
         let mut retire = false;
         loop {
-            if let Next::Send(id, request) = self.next(retire) {
+            for (id, request) in self.fill(retire) {
                 let state = self.shared.lock();
                 self.shared.send(state, self.slot, id, request);
             }
@@ -731,24 +797,32 @@ impl Handler {
             state.idle.retain(|&s| s != self.slot);
             let Ok(bytes) = answer else {
                 // The worker is gone: it died, or exited after its channel
-                // was closed. Wait out a send in progress to learn whether
-                // the mailbox job reached it.
-                while matches!(state.mailbox[self.slot], Some((_, Delivery::Sending))) {
+                // was closed. Wait out sends in progress to learn which
+                // jobs reached it.
+                while state.in_flight[self.slot]
+                    .iter()
+                    .any(|(_, d)| *d == Delivery::Sending)
+                {
                     state = self
                         .shared
                         .sent
                         .wait(state)
                         .unwrap_or_else(|e| e.into_inner());
                 }
-                let lost = match state.mailbox[self.slot].take() {
-                    Some((job, Delivery::Sent)) => Some(job),
-                    Some((job, _)) => {
-                        // Never reached the worker: keep it for the next.
-                        state.mailbox[self.slot] = Some((job, Delivery::Unsent));
-                        None
-                    }
-                    None => None,
-                };
+                // The worker takes its jobs in order and answers each
+                // before it reads the next: the first that reached it is
+                // the one it died running; the rest never started and are
+                // kept for the next worker.
+                let mut line = std::mem::take(&mut state.in_flight[self.slot]);
+                let lost = line
+                    .iter()
+                    .position(|(_, d)| *d == Delivery::Sent)
+                    .and_then(|at| line.remove(at))
+                    .map(|(job, _)| job);
+                state.in_flight[self.slot] = line
+                    .into_iter()
+                    .map(|(job, _)| (job, Delivery::Unsent))
+                    .collect();
                 state.senders[self.slot] = None;
                 drop(state);
                 drop(responses);
@@ -762,7 +836,7 @@ impl Handler {
                 }
                 return;
             };
-            let job = state.mailbox[self.slot].take().map(|(job, _)| job);
+            let job = state.in_flight[self.slot].pop_front().map(|(job, _)| job);
             drop(state);
             let delivered = match (job, wire::decode_response(&bytes)) {
                 (Some(job), Ok(response)) if response_id(&response) == Some(job.id) => {
@@ -786,23 +860,8 @@ impl Handler {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                 retire = true;
             }
-            done += 1;
-            if self.shared.max_tasks_per_child.is_some_and(|n| done >= n) {
-                retire = true;
-            }
         }
     }
-}
-
-/// The first queued job not cancelled, marked RUNNING; cancelled ones are
-/// dropped here, never sent.
-fn pop_live(queue: &mut VecDeque<Job>) -> Option<Job> {
-    while let Some(job) = queue.pop_front() {
-        if job.sink.start() {
-            return Some(job);
-        }
-    }
-    None
 }
 
 fn response_id(response: &Response<'_>) -> Option<u64> {
@@ -895,7 +954,7 @@ impl ProcessPoolExecutor {
             .map_err(encode_error)?;
         self.shared.enqueue(Job {
             id,
-            request,
+            request: Arc::new(request),
             sink: sink(),
         })
     }

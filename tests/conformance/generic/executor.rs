@@ -130,6 +130,11 @@ pub fn test_map_timeout<E: Executor>(make: impl Make<E>) {
 /// CPython: after `close()` the generator is exhausted. Ours: dropping the
 /// `Map` is the close, and it cancels the tasks still queued, so they never
 /// run. One worker makes "queued" deterministic.
+///
+/// An executor may send one queued task per worker ahead once the worker
+/// has finished a task (CPython's call queue does; so does our process
+/// pool): that task has started and cannot be cancelled. Nothing past it
+/// may run.
 pub fn test_map_close<E: Executor>(make: impl Make<E>) {
     let pool = make(1).unwrap();
     let gate = Gate::new();
@@ -143,7 +148,11 @@ pub fn test_map_close<E: Executor>(make: impl Make<E>) {
     drop(it);
     gate.open();
     pool.shutdown(true, false);
-    assert_eq!(gate.settled_arrivals(), ["0", "1"]);
+    let settled = gate.settled_arrivals();
+    assert!(
+        settled == ["0", "1"] || settled == ["0", "1", "2"],
+        "only items 0, 1 (and 2, if sent ahead) may run: {settled:?}"
+    );
 
     // The same with chunksize=3: chunk [3, 4, 5] is running (item 3 blocks),
     // chunk [6, 7, 8] is queued and cancelled.
@@ -161,10 +170,12 @@ pub fn test_map_close<E: Executor>(make: impl Make<E>) {
     drop(it);
     gate.open();
     pool.shutdown(true, false);
-    assert_eq!(
-        gate.settled_arrivals(),
-        ["0", "1", "2", "3", "4", "5"],
-        "only the first two chunks may run"
+    let settled = gate.settled_arrivals();
+    let first: Vec<String> = (0..6).map(|i| i.to_string()).collect();
+    let ahead: Vec<String> = (0..9).map(|i| i.to_string()).collect();
+    assert!(
+        settled == first || settled == ahead,
+        "only the first two chunks (and the third, if sent ahead) may run: {settled:?}"
     );
 }
 
