@@ -75,13 +75,15 @@
 //! forked (`Fork`); a spawned one takes over before `main` (see the
 //! process-pool crate), so nothing here guards `main`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::env;
 use std::fmt::{self, Write as _};
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -89,8 +91,12 @@ use concurrent_futures::{Executor, MapOptions, ProcessPoolExecutor, StartMethod,
 use criterion::{Criterion, SamplingMode, Throughput};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use common::*;
+
 const WORKERS: usize = 2;
 const CHUNKSIZE: usize = 1000;
+/// The crates that matter here, whose versions in Cargo.lock the report gives.
+const REPORTED_CRATES: &[&str] = &["ipc-channel", "bincode", "postcard", "serde", "criterion"];
 const PY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/ppe_bench.py");
 /// The codec this build encodes payloads with.
 const CODEC: &str = if cfg!(feature = "postcard") {
@@ -572,20 +578,6 @@ fn timed_calls(calls: u64, mut once: impl FnMut(u64)) -> Vec<u64> {
         .collect()
 }
 
-/// The `permille`/1000 quantile by nearest rank, as the Python script.
-fn nearest_rank(sorted: &[u64], permille: usize) -> u64 {
-    let rank = (sorted.len() * permille).div_ceil(1000).max(1);
-    sorted[rank - 1]
-}
-
-fn median_p99(mut samples: Vec<u64>) -> (f64, f64) {
-    samples.sort_unstable();
-    (
-        nearest_rank(&samples, 500) as f64,
-        nearest_rank(&samples, 990) as f64,
-    )
-}
-
 /// ns per encode + decode of `value`, in process, averaged over `n`.
 fn codec_cost<T: Serialize + serde::de::DeserializeOwned>(value: &T, n: u64) -> f64 {
     let start = Instant::now();
@@ -613,10 +605,7 @@ struct Python {
     contexts: Vec<String>,
 }
 
-type Fields = HashMap<String, String>;
-
-/// `PYTHON`, else `pyenv which python3` (the real interpreter: the pyenv
-/// shim adds ~60 ms per start), else `python3`; checked by running the
+/// The interpreter of [`python_interpreter`], checked by running the
 /// script once. `None`, with a note on stderr, if that fails.
 fn find_python() -> Option<Python> {
     let contexts: Vec<String> = env::var("CF_BENCH_PY_CONTEXTS")
@@ -630,16 +619,7 @@ fn find_python() -> Option<Python> {
         eprintln!("note: CF_BENCH_PY_CONTEXTS is empty; the CPython rows are skipped");
         return None;
     }
-    let (exe, source) = match env::var("PYTHON") {
-        Ok(p) if !p.trim().is_empty() => (p.trim().to_owned(), "$PYTHON"),
-        _ => match Command::new("pyenv").args(["which", "python3"]).output() {
-            Ok(out) if out.status.success() && !out.stdout.trim_ascii().is_empty() => (
-                String::from_utf8_lossy(out.stdout.trim_ascii()).into_owned(),
-                "`pyenv which python3`",
-            ),
-            _ => ("python3".to_owned(), "`python3` on PATH"),
-        },
-    };
+    let (exe, source) = python_interpreter();
     let mut python = Python {
         exe,
         source,
@@ -656,11 +636,7 @@ fn find_python() -> Option<Python> {
             Some(python)
         }
         Err(e) => {
-            eprintln!(
-                "note: no usable Python ({} from {}: {e}); the CPython rows are skipped. \
-                 Set PYTHON=/path/to/python3 to include them.",
-                python.exe, python.source
-            );
+            note_no_python(&python.exe, python.source, &e);
             None
         }
     }
@@ -670,29 +646,12 @@ impl Python {
     /// Runs the script; the fields of every `INFO` and `RESULT` line, in
     /// order, tagged.
     fn run(&self, args: &[&str]) -> Result<Vec<(String, Fields)>, String> {
-        let out = Command::new(&self.exe)
-            .arg(PY_SCRIPT)
-            .args(args)
-            .output()
-            .map_err(|e| format!("could not start it: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(format!("{}: {}", out.status, stderr.trim()));
-        }
+        let stdout = run_script(&self.exe, PY_SCRIPT, args)?;
         let lines: Vec<(String, Fields)> = stdout
             .lines()
             .filter_map(|l| {
                 let (tag, rest) = l.split_once(' ')?;
-                (tag == "INFO" || tag == "RESULT").then(|| {
-                    (
-                        tag.to_owned(),
-                        rest.split_whitespace()
-                            .filter_map(|kv| kv.split_once('='))
-                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                            .collect(),
-                    )
-                })
+                (tag == "INFO" || tag == "RESULT").then(|| (tag.to_owned(), fields(rest)))
             })
             .collect();
         if !lines.iter().any(|(tag, _)| tag == "RESULT") {
@@ -1113,57 +1072,6 @@ fn paired_phase(pools: &Pools, floor: &mut Floor, python: Option<&Python>, s: &S
 // Statistics and the report
 // ---------------------------------------------------------------------------
 
-fn median(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
-}
-
-fn fmt_ratio(r: f64) -> String {
-    if r.is_finite() {
-        format!("{r:.2}")
-    } else {
-        "n/a".to_owned()
-    }
-}
-
-fn fmt_times(r: f64) -> String {
-    if r.is_finite() {
-        format!("{r:.1}x")
-    } else {
-        "n/a".to_owned()
-    }
-}
-
-fn fmt_num(x: f64, decimals: usize) -> String {
-    if x.is_finite() {
-        format!("{x:.decimals$}")
-    } else {
-        "n/a".to_owned()
-    }
-}
-
-/// `1000000` -> `1,000,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 struct Report<'a> {
     /// `/proc/loadavg` before and after the paired phase.
     load: (String, String),
@@ -1333,32 +1241,21 @@ impl Report<'_> {
             today()
         );
         let _ = writeln!(md, "#### Machine and command ({CODEC})\n");
-        let _ = writeln!(md, "| | |\n|---|---|");
-        let _ = writeln!(md, "| CPU | {} |", cpu_description());
-        let _ = writeln!(md, "| Rust | {} |", command_line("rustc", &["--version"]));
-        let _ = writeln!(md, "| Library | {} |", git_state());
-        let _ = writeln!(md, "| Codec | {CODEC} |");
-        let _ = writeln!(md, "| Crates | {} |", crate_versions());
-        match self.python {
-            Some(py) => {
-                let _ = writeln!(
-                    md,
-                    "| Python | CPython {} (`{}`, from {}); contexts {} |",
+        write_machine_rows(
+            &mut md,
+            Some(CODEC),
+            REPORTED_CRATES,
+            self.python.map(|py| {
+                format!(
+                    "CPython {} (`{}`, from {}); contexts {}",
                     py.version,
                     py.exe,
                     py.source,
                     py.contexts.join(", ")
-                );
-            }
-            None => {
-                let _ = writeln!(md, "| Python | none found: CPython rows skipped |");
-            }
-        }
-        let _ = writeln!(md, "| Command | `{command}` |");
-        let _ = writeln!(
-            md,
-            "| Load average (1/5/15 min) | {} before the paired runs, {} after |",
-            self.load.0, self.load.1
+                )
+            }),
+            command,
+            &self.load,
         );
         let _ = writeln!(
             md,
@@ -1792,105 +1689,8 @@ fn capitalised(key: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Machine description
-// ---------------------------------------------------------------------------
-
-fn command_line(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// The commit measured, and whether the working tree had changes.
-fn git_state() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let commit = command_line("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
-    let dirty = command_line(
-        "git",
-        &["-C", dir, "status", "--porcelain", "--", "crates", "src"],
-    );
-    match dirty.as_str() {
-        "" => format!("commit {commit}"),
-        "unknown" => format!("commit {commit} (working tree state unknown)"),
-        _ => format!("commit {commit} + uncommitted changes in crates/ or src/"),
-    }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn today() -> String {
-    command_line("date", &["-u", "+%Y-%m-%d"])
-}
-
-fn cpu_description() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown model".to_owned());
-    format!("{cpus} CPUs (nproc), \"{model}\"")
-}
-
-/// The versions of the crates that matter here, from Cargo.lock.
-fn crate_versions() -> String {
-    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
-        .unwrap_or_default();
-    let mut found = Vec::new();
-    let mut name = None;
-    for line in lock.lines() {
-        if let Some(n) = line.strip_prefix("name = ") {
-            name = Some(n.trim_matches('"'));
-        } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take())
-            && ["ipc-channel", "bincode", "postcard", "serde", "criterion"].contains(&n)
-        {
-            found.push(format!("{n} {}", v.trim_matches('"')));
-        }
-    }
-    if found.is_empty() {
-        "unknown (no Cargo.lock)".to_owned()
-    } else {
-        found.join(", ")
-    }
-}
-
-fn report_path() -> PathBuf {
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join(if CODEC == "postcard" {
-        "process_pool_summary_postcard.md"
-    } else {
-        "process_pool_summary.md"
-    })
-}
-
-// ---------------------------------------------------------------------------
 // main
 // ---------------------------------------------------------------------------
-
-fn env_number(name: &str, default: u64) -> u64 {
-    match env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
-}
 
 fn main() {
     if let Ok(spec) = env::var(FRESH_CHILD_ENV) {
@@ -1951,13 +1751,11 @@ fn main() {
     }
     if paired {
         let markdown = paired_phase(&pools, &mut floor, python.as_ref(), &settings);
-        println!("---- markdown for docs/PERFORMANCE.md ----\n{markdown}---- end ----");
-        if settings.full {
-            let path = report_path();
-            match std::fs::write(&path, &markdown) {
-                Ok(()) => println!("(also written to {})", path.display()),
-                Err(e) => eprintln!("could not write {}: {e}", path.display()),
-            }
-        }
+        let file_name = if CODEC == "postcard" {
+            "process_pool_summary_postcard.md"
+        } else {
+            "process_pool_summary.md"
+        };
+        publish_report(&markdown, settings.full, file_name);
     }
 }

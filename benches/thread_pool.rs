@@ -48,20 +48,30 @@
 //! Under `cargo test --benches` (criterion's test mode) everything runs
 //! once with tiny sizes, as a smoke test, and no report is written.
 
-use std::collections::HashMap;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::env;
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use concurrent_futures::prelude::*;
 use criterion::{Criterion, SamplingMode, Throughput};
 
+use common::*;
+
 const WORKERS: usize = 2;
 const CHUNKSIZE: usize = 1000;
+/// The peers whose versions in Cargo.lock the report gives.
+const PEER_CRATES: &[&str] = &[
+    "rayon",
+    "threadpool",
+    "crossbeam-channel",
+    "crossbeam-deque",
+    "criterion",
+];
 const PY_SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/benches/python/tpe_overhead.py"
@@ -364,20 +374,6 @@ fn round_trips(p: &Pools, once: fn(&Pools, u64), calls: u64) -> Vec<u64> {
     samples
 }
 
-/// The `permille`/1000 quantile by nearest rank, as the Python script.
-fn nearest_rank(sorted: &[u64], permille: usize) -> u64 {
-    let rank = (sorted.len() * permille).div_ceil(1000).max(1);
-    sorted[rank - 1]
-}
-
-fn median_p99(mut samples: Vec<u64>) -> (f64, f64) {
-    samples.sort_unstable();
-    (
-        nearest_rank(&samples, 500) as f64,
-        nearest_rank(&samples, 990) as f64,
-    )
-}
-
 // ---------------------------------------------------------------------------
 // CPython, through benches/python/tpe_overhead.py
 // ---------------------------------------------------------------------------
@@ -389,20 +385,10 @@ struct Python {
     version: String,
 }
 
-/// `PYTHON`, else `pyenv which python3` (the real interpreter: the pyenv
-/// shim adds ~60 ms per start), else `python3`; checked by running the
+/// The interpreter of [`python_interpreter`], checked by running the
 /// script once. `None`, with a note on stderr, if that fails.
 fn find_python() -> Option<Python> {
-    let (exe, source) = match env::var("PYTHON") {
-        Ok(p) if !p.trim().is_empty() => (p.trim().to_owned(), "$PYTHON"),
-        _ => match Command::new("pyenv").args(["which", "python3"]).output() {
-            Ok(out) if out.status.success() && !out.stdout.trim_ascii().is_empty() => (
-                String::from_utf8_lossy(out.stdout.trim_ascii()).into_owned(),
-                "`pyenv which python3`",
-            ),
-            _ => ("python3".to_owned(), "`python3` on PATH"),
-        },
-    };
+    let (exe, source) = python_interpreter();
     let mut python = Python {
         exe,
         source,
@@ -414,44 +400,23 @@ fn find_python() -> Option<Python> {
             Some(python)
         }
         Err(e) => {
-            eprintln!(
-                "note: no usable Python ({} from {}: {e}); the CPython rows are skipped. \
-                 Set PYTHON=/path/to/python3 to include them.",
-                python.exe, python.source
-            );
+            note_no_python(&python.exe, python.source, &e);
             None
         }
     }
 }
 
-type Fields = HashMap<String, String>;
-
 impl Python {
     /// Runs the script; the fields of its `INFO` line and of its (last)
     /// `RESULT` line.
     fn run(&self, args: &[&str]) -> Result<(Fields, Fields), String> {
-        let out = Command::new(&self.exe)
-            .arg(PY_SCRIPT)
-            .args(args)
-            .output()
-            .map_err(|e| format!("could not start it: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(format!("{}: {}", out.status, stderr.trim()));
-        }
-        let fields = |tag: &str| -> Option<Fields> {
+        let stdout = run_script(&self.exe, PY_SCRIPT, args)?;
+        let tagged = |tag: &str| -> Option<Fields> {
             let line = stdout.lines().rev().find(|l| l.starts_with(tag))?;
-            Some(
-                line.split_whitespace()
-                    .skip(1)
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect(),
-            )
+            Some(fields(&line[tag.len()..]))
         };
-        let result = fields("RESULT ").ok_or_else(|| format!("no RESULT line in {stdout:?}"))?;
-        Ok((fields("INFO ").unwrap_or_default(), result))
+        let result = tagged("RESULT ").ok_or_else(|| format!("no RESULT line in {stdout:?}"))?;
+        Ok((tagged("INFO ").unwrap_or_default(), result))
     }
 
     fn number(fields: &Fields, key: &str) -> Result<f64, String> {
@@ -703,61 +668,6 @@ fn paired_phase(pools: &Pools, python: Option<&Python>, s: &Settings) -> String 
 // Statistics and the report
 // ---------------------------------------------------------------------------
 
-fn median(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
-}
-
-/// The median of `a[i] / b[i]`: a ratio taken pair by pair within each run.
-fn paired(a: &[f64], b: &[f64]) -> f64 {
-    median(a.iter().zip(b).map(|(x, y)| x / y))
-}
-
-fn fmt_ratio(r: f64) -> String {
-    if r.is_finite() {
-        format!("{r:.2}")
-    } else {
-        "n/a".to_owned()
-    }
-}
-
-fn fmt_times(r: f64) -> String {
-    if r.is_finite() {
-        format!("{r:.1}x")
-    } else {
-        "n/a".to_owned()
-    }
-}
-
-fn fmt_runs(runs: &[f64], scale: f64) -> String {
-    runs.iter()
-        .map(|x| format!("{:.1}", x / scale))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// `1000000` -> `1,000,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 struct Report<'a> {
     /// `/proc/loadavg` before and after the paired phase.
     load: (String, String),
@@ -850,28 +760,14 @@ impl Report<'_> {
             today()
         );
         let _ = writeln!(md, "### Machine and command\n");
-        let _ = writeln!(md, "| | |\n|---|---|");
-        let _ = writeln!(md, "| CPU | {} |", cpu_description());
-        let _ = writeln!(md, "| Rust | {} |", command_line("rustc", &["--version"]));
-        let _ = writeln!(md, "| Library | {} |", git_state());
-        let _ = writeln!(md, "| Crates | {} |", crate_versions());
-        match self.python {
-            Some(py) => {
-                let _ = writeln!(
-                    md,
-                    "| Python | CPython {} (`{}`, from {}) |",
-                    py.version, py.exe, py.source
-                );
-            }
-            None => {
-                let _ = writeln!(md, "| Python | none found: CPython rows skipped |");
-            }
-        }
-        let _ = writeln!(md, "| Command | `cargo bench --bench thread_pool` |");
-        let _ = writeln!(
-            md,
-            "| Load average (1/5/15 min) | {} before the paired runs, {} after |",
-            self.load.0, self.load.1
+        write_machine_rows(
+            &mut md,
+            None,
+            PEER_CRATES,
+            self.python
+                .map(|py| format!("CPython {} (`{}`, from {})", py.version, py.exe, py.source)),
+            "cargo bench --bench thread_pool",
+            &self.load,
         );
         let _ = writeln!(
             md,
@@ -978,145 +874,9 @@ impl Report<'_> {
     }
 }
 
-/// For "lower is better" targets (`ratio <= target`).
-fn verdict(ratio: f64, target: f64) -> String {
-    if !ratio.is_finite() {
-        "not measured".to_owned()
-    } else if ratio <= target {
-        "yes".to_owned()
-    } else {
-        format!(
-            "**no**: {:.0} % slower than the target",
-            (ratio / target - 1.0) * 100.0
-        )
-    }
-}
-
-/// For "at least this many times better" targets.
-fn verdict_times(times: f64, target: f64, aim: f64) -> String {
-    if !times.is_finite() {
-        "not measured (no Python)".to_owned()
-    } else if times < target {
-        format!(
-            "**no**: {:.0} % short ({:.1}x of {target:.0}x)",
-            (1.0 - times / target) * 100.0,
-            times
-        )
-    } else if times < aim {
-        format!(
-            "yes; the {aim:.0}x aim is missed by {:.0} %",
-            (1.0 - times / aim) * 100.0
-        )
-    } else {
-        "yes".to_owned()
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Machine description
-// ---------------------------------------------------------------------------
-
-fn command_line(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// The commit measured, and whether the working tree had changes.
-fn git_state() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let commit = command_line("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
-    let dirty = command_line(
-        "git",
-        &["-C", dir, "status", "--porcelain", "--", "crates", "src"],
-    );
-    match dirty.as_str() {
-        "" => format!("commit {commit}"),
-        "unknown" => format!("commit {commit} (working tree state unknown)"),
-        _ => format!("commit {commit} + uncommitted changes in crates/ or src/"),
-    }
-}
-
-/// The 1, 5 and 15 minute load averages: other work on the machine
-/// shows here.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn today() -> String {
-    command_line("date", &["-u", "+%Y-%m-%d"])
-}
-
-fn cpu_description() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown model".to_owned());
-    format!("{cpus} CPUs (nproc), \"{model}\"")
-}
-
-/// The versions of the peers in Cargo.lock.
-fn crate_versions() -> String {
-    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
-        .unwrap_or_default();
-    let mut found = Vec::new();
-    let mut name = None;
-    for line in lock.lines() {
-        if let Some(n) = line.strip_prefix("name = ") {
-            name = Some(n.trim_matches('"'));
-        } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take())
-            && [
-                "rayon",
-                "threadpool",
-                "crossbeam-channel",
-                "crossbeam-deque",
-                "criterion",
-            ]
-            .contains(&n)
-        {
-            found.push(format!("{n} {}", v.trim_matches('"')));
-        }
-    }
-    if found.is_empty() {
-        "unknown (no Cargo.lock)".to_owned()
-    } else {
-        found.join(", ")
-    }
-}
-
-fn report_path() -> PathBuf {
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("thread_pool_summary.md")
-}
-
 // ---------------------------------------------------------------------------
 // main
 // ---------------------------------------------------------------------------
-
-fn env_number(name: &str, default: u64) -> u64 {
-    match env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
-}
 
 fn main() {
     let args: Vec<String> = env::args().collect();
@@ -1162,13 +922,6 @@ fn main() {
     }
     if paired {
         let markdown = paired_phase(&pools, python.as_ref(), &settings);
-        println!("---- markdown for docs/PERFORMANCE.md ----\n{markdown}---- end ----");
-        if settings.full {
-            let path = report_path();
-            match std::fs::write(&path, &markdown) {
-                Ok(()) => println!("(also written to {})", path.display()),
-                Err(e) => eprintln!("could not write {}: {e}", path.display()),
-            }
-        }
+        publish_report(&markdown, settings.full, "thread_pool_summary.md");
     }
 }

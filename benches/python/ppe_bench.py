@@ -44,33 +44,13 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from bench_common import latency, noop, overhead
+
 WORKERS = 2
-
-
-def noop(x):
-    return x
 
 
 def echo(b):
     return b
-
-
-def nearest_rank(sorted_samples, q):
-    """The q-quantile (0 < q <= 1) by nearest rank: the smallest sample
-    with at least q of all samples at or below it."""
-    rank = max(1, -(-len(sorted_samples) * round(q * 1000) // 1000))  # ceil
-    return sorted_samples[rank - 1]
-
-
-def overhead(pool, n, _args):
-    start = time.perf_counter_ns()
-    futures = [pool.submit(noop, i) for i in range(n)]
-    total = 0
-    for f in futures:
-        total += f.result()
-    elapsed = time.perf_counter_ns() - start
-    assert total == n * (n - 1) // 2, total
-    return {"per_task_ns": f"{elapsed / n:.1f}", "total_ns": elapsed}
 
 
 def map_chunked(pool, n, args):
@@ -81,24 +61,6 @@ def map_chunked(pool, n, args):
     return {
         "chunksize": args.chunksize,
         "per_item_ns": f"{elapsed / n:.2f}",
-        "total_ns": elapsed,
-    }
-
-
-def latency(pool, n, _args):
-    samples = []
-    clock = time.perf_counter_ns
-    start = clock()
-    for i in range(n):
-        t0 = clock()
-        got = pool.submit(noop, i).result()
-        samples.append(clock() - t0)
-        assert got == i
-    elapsed = clock() - start
-    samples.sort()
-    return {
-        "median_ns": nearest_rank(samples, 0.5),
-        "p99_ns": nearest_rank(samples, 0.99),
         "total_ns": elapsed,
     }
 
@@ -141,9 +103,9 @@ def startup(ctx, n):
 
 
 MEASURES = {
-    "overhead": overhead,
+    "overhead": lambda pool, n, _args: overhead(pool, n),
     "map": map_chunked,
-    "latency": latency,
+    "latency": lambda pool, n, _args: latency(pool, n),
     "echo": echo_bytes,
 }
 

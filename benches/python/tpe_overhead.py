@@ -24,48 +24,9 @@ the same pool. Run it with the real interpreter, not the pyenv shim
 import argparse
 import platform
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-
-def noop(x):
-    return x
-
-
-def overhead(pool, n):
-    start = time.perf_counter_ns()
-    futures = [pool.submit(noop, i) for i in range(n)]
-    total = 0
-    for f in futures:
-        total += f.result()
-    elapsed = time.perf_counter_ns() - start
-    assert total == n * (n - 1) // 2, total
-    return {"per_task_ns": f"{elapsed / n:.1f}", "total_ns": elapsed}
-
-
-def nearest_rank(sorted_samples, q):
-    """The q-quantile (0 < q <= 1) by nearest rank: the smallest sample
-    with at least q of all samples at or below it."""
-    rank = max(1, -(-len(sorted_samples) * round(q * 1000) // 1000))  # ceil
-    return sorted_samples[rank - 1]
-
-
-def latency(pool, n):
-    samples = []
-    clock = time.perf_counter_ns
-    start = clock()
-    for i in range(n):
-        t0 = clock()
-        got = pool.submit(noop, i).result()
-        samples.append(clock() - t0)
-        assert got == i
-    elapsed = clock() - start
-    samples.sort()
-    return {
-        "median_ns": nearest_rank(samples, 0.5),
-        "p99_ns": nearest_rank(samples, 0.99),
-        "total_ns": elapsed,
-    }
+from bench_common import latency, noop, overhead
 
 
 def main():
