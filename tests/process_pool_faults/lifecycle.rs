@@ -133,7 +133,7 @@ fn initializer_panics(method: StartMethod) {
     initializer_fails(
         method,
         tasks::init_panics,
-        &format!("the initializer failed: the initializer panicked: {INIT_PANIC}"),
+        &format!("the initializer failed: it panicked: {INIT_PANIC}"),
     );
 }
 

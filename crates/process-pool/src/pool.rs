@@ -663,9 +663,7 @@ impl Handler {
         let verdict = match answer.as_deref().map(wire::decode_response) {
             Some(Ok(Response::Init(Outcome::Ok(bytes)))) => (init.check)(bytes),
             Some(Ok(Response::Init(outcome))) => match outcome_into::<()>(outcome) {
-                Err(TaskError::Panicked { message }) => {
-                    Err(format!("the initializer panicked: {message}"))
-                }
+                Err(TaskError::Panicked { message }) => Err(format!("it panicked: {message}")),
                 Err(other) => Err(other.to_string()),
                 Ok(()) => Ok(()),
             },
