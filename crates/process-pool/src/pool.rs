@@ -354,6 +354,9 @@ const DEPTH: usize = 2;
 /// requests wait until the worker is free.
 const AHEAD_MAX: usize = 32 * 1024;
 
+/// Requests to send, with their job ids.
+type Sends = Vec<(u64, Arc<Vec<u8>>)>;
+
 /// How far an in-flight job's request got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Delivery {
@@ -429,52 +432,51 @@ fn protocol_error(what: &str) -> TaskError {
     }
 }
 
-struct One<R>(Completer<R>);
+/// A job's typed end: its completer, and how to read its response into
+/// the future's value (`items`: how many outcomes a chunk must carry).
+struct Pending<T> {
+    completer: Completer<T>,
+    read: fn(Response<'_>, usize) -> Result<T, TaskError>,
+    items: usize,
+}
 
-impl<R: Payload> Sink for One<R> {
+impl<T: Send + Sync + 'static> Sink for Pending<T> {
     fn start(&self) -> bool {
-        self.0.set_running()
+        self.completer.set_running()
     }
     fn deliver(self: Box<Self>, response: Response<'_>) {
-        let result = match response {
-            Response::Done { outcome, .. } => catch_panic(|| outcome_into::<R>(outcome))
-                .unwrap_or_else(|e| Err(panicked_decode::<R>(e))),
-            _ => Err(protocol_error("a chunk or init response to a single task")),
-        };
-        self.0.complete(result);
+        let result = (self.read)(response, self.items);
+        self.completer.complete(result);
     }
     fn fail(self: Box<Self>, error: TaskError) {
-        self.0.complete(Err(error));
+        self.completer.complete(Err(error));
     }
     fn cancel(self: Box<Self>) {
-        self.0.cancel();
+        self.completer.cancel();
     }
 }
 
-struct Chunk<R>(Completer<Vec<Result<R, TaskError>>>, usize);
+/// One outcome into an `R`, a panicking `Deserialize` included.
+fn decode_outcome<R: Payload>(outcome: Outcome<'_>) -> Result<R, TaskError> {
+    catch_panic(|| outcome_into::<R>(outcome)).unwrap_or_else(|e| Err(panicked_decode::<R>(e)))
+}
 
-impl<R: Payload> Sink for Chunk<R> {
-    fn start(&self) -> bool {
-        self.0.set_running()
+fn read_one<R: Payload>(response: Response<'_>, _: usize) -> Result<R, TaskError> {
+    match response {
+        Response::Done { outcome, .. } => decode_outcome(outcome),
+        _ => Err(protocol_error("a chunk or init response to a single task")),
     }
-    fn deliver(self: Box<Self>, response: Response<'_>) {
-        let result = match response {
-            Response::Chunk { outcomes, .. } if outcomes.len() == self.1 => Ok(outcomes
-                .into_iter()
-                .map(|o| {
-                    catch_panic(|| outcome_into::<R>(o))
-                        .unwrap_or_else(|e| Err(panicked_decode::<R>(e)))
-                })
-                .collect()),
-            _ => Err(protocol_error("not one outcome per chunk item")),
-        };
-        self.0.complete(result);
-    }
-    fn fail(self: Box<Self>, error: TaskError) {
-        self.0.complete(Err(error));
-    }
-    fn cancel(self: Box<Self>) {
-        self.0.cancel();
+}
+
+fn read_chunk<R: Payload>(
+    response: Response<'_>,
+    items: usize,
+) -> Result<Vec<Result<R, TaskError>>, TaskError> {
+    match response {
+        Response::Chunk { outcomes, .. } if outcomes.len() == items => {
+            Ok(outcomes.into_iter().map(decode_outcome).collect())
+        }
+        _ => Err(protocol_error("not one outcome per chunk item")),
     }
 }
 
@@ -556,26 +558,21 @@ impl Shared {
         // An idle slot has budget left (`fill` retires it otherwise).
         state.budget[slot] -= 1;
         state.in_flight[slot].push_back((job, Delivery::Sending));
-        self.send(state, slot, id, request);
+        let sender = state.senders[slot].clone();
+        drop(state);
+        self.send(slot, id, request, sender);
         Ok(())
     }
 
     /// Sends `request` (of the job `id` in `slot`'s line, marked
-    /// `Sending`) to the slot's worker outside the lock, then records how
+    /// `Sending`) on `sender`, the slot's request channel taken under the
+    /// lock, without holding the lock; then records how
     /// it went. The worker may answer, and its handler take the job,
     /// before that record: then there is nothing left to mark.
-    fn send<'a>(
-        &'a self,
-        mut state: MutexGuard<'a, State>,
-        slot: usize,
-        id: u64,
-        request: Arc<Vec<u8>>,
-    ) {
-        let sender = state.senders[slot].clone();
-        drop(state);
+    fn send(&self, slot: usize, id: u64, request: Arc<Vec<u8>>, sender: Option<IpcBytesSender>) {
         let ok = sender.is_some_and(|tx| tx.send(&request).is_ok());
         drop(request);
-        state = self.lock();
+        let mut state = self.lock();
         if let Some((_, send)) = state.in_flight[slot]
             .iter_mut()
             .find(|(job, d)| job.id == id && *d == Delivery::Sending)
@@ -710,7 +707,7 @@ impl Handler {
     /// to give, the slot goes idle. `retire` (or a spent budget): close the
     /// worker's channel instead (it exits once it has answered what it
     /// holds).
-    fn fill(&self, retire: bool) -> Vec<(u64, Arc<Vec<u8>>)> {
+    fn fill(&self, retire: bool) -> (Option<IpcBytesSender>, Sends) {
         let mut state = self.shared.lock();
         let state = &mut *state;
         let slot = self.slot;
@@ -719,7 +716,7 @@ impl Handler {
         let spent = state.budget[slot] == 0 && line.is_empty();
         if retire || spent || state.broken.is_some() {
             state.senders[slot] = None;
-            return sends;
+            return (None, sends);
         }
         let budget = &mut state.budget[slot];
         // A job goes to a worker that holds one already only while the pool
@@ -768,7 +765,12 @@ impl Handler {
                 state.idle.push(slot);
             }
         }
-        sends
+        let sender = if sends.is_empty() {
+            None
+        } else {
+            state.senders[slot].clone()
+        };
+        (sender, sends)
     }
 
     /// Gives `worker` jobs until it is gone: dead, retired, or stopped by
@@ -786,10 +788,11 @@ impl Handler {
         }
         let mut retire = false;
         loop {
-            for (id, request) in self.fill(retire) {
-                let state = self.shared.lock();
-                self.shared.send(state, self.slot, id, request);
+            let (sender, sends) = self.fill(retire);
+            for (id, request) in sends {
+                self.shared.send(self.slot, id, request, sender.clone());
             }
+            drop(sender);
             let answer = responses.recv();
             let mut state = self.shared.lock();
             state.idle.retain(|&s| s != self.slot);
@@ -930,17 +933,8 @@ impl ProcessPoolExecutor {
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
         sink: impl FnOnce() -> Box<dyn Sink>,
     ) -> Result<(), TaskError> {
-        {
-            let state = self.shared.lock();
-            if let Some(reason) = &state.broken {
-                return Err(TaskError::Broken {
-                    reason: reason.clone(),
-                });
-            }
-            if state.shutdown {
-                return Err(TaskError::ShutDown);
-            }
-        }
+        // Shutdown and breakage are checked once, under the lock that
+        // queues the job (`enqueue`).
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut request = Vec::with_capacity(64);
         wire::request_header(&mut request, tag, id, entry_name);
@@ -1038,7 +1032,13 @@ impl Executor for ProcessPoolExecutor {
             wire::REQ_RUN,
             std::any::type_name::<A>(),
             |out| codec::encode_into(&args, out),
-            || Box::new(One(completer)),
+            || {
+                Box::new(Pending {
+                    completer,
+                    read: read_one::<R>,
+                    items: 1,
+                })
+            },
         )?;
         Ok(fut)
     }
@@ -1061,7 +1061,13 @@ impl Executor for ProcessPoolExecutor {
                     .iter()
                     .try_for_each(|a| wire::put_chunk_item(out, |out| codec::encode_into(a, out)))
             },
-            || Box::new(Chunk(completer, n)),
+            || {
+                Box::new(Pending {
+                    completer,
+                    read: read_chunk::<R>,
+                    items: n,
+                })
+            },
         )?;
         Ok(fut)
     }
