@@ -338,3 +338,126 @@ fn a_stuck_worker_does_not_hold_back_the_backlog() {
         assert!(stuck.result_timeout(SHORT_TIMEOUT).is_ok());
     }
 }
+
+/// Tasks submitted to a new pool, before its workers have connected, go
+/// one to each worker. A worker that had connected but not yet taken a job
+/// used to count as busy, so the first handler to look could take both
+/// jobs (one sent ahead) while the other worker went idle; here each task
+/// blocks until both run at once, so such a task would wait for ever (the
+/// hang guard turns that into a failure). The race is narrow: repeat it.
+#[test]
+fn tasks_submitted_while_workers_connect_go_one_per_worker() {
+    for method in METHODS {
+        for round in 0..100 {
+            let _guard = HangGuard::new("two blocking tasks on a new pool of two");
+            let pool = pool(method, 2);
+            let gate = Gate::new();
+            let tasks: Vec<TaskFuture<u32>> = (0..2)
+                .map(|_| pool.submit(wait_then_pid, gate.gate_ref()).unwrap())
+                .collect();
+            gate.wait_for_arrivals(2);
+            gate.open();
+            let pids: Vec<u32> = tasks
+                .iter()
+                .map(|t| *t.result_timeout(SHORT_TIMEOUT).unwrap())
+                .collect();
+            assert_ne!(pids[0], pids[1], "{method:?}, round {round}");
+        }
+    }
+}
+
+/// Not a test on its own: the process that
+/// `a_forked_worker_can_panic_while_the_parent_prints_a_panic` starts, with
+/// its stderr a pipe that nobody reads yet.
+#[test]
+#[ignore = "run by a_forked_worker_can_panic_while_the_parent_prints_a_panic"]
+fn parent_printing_a_panic() {
+    if std::env::var_os("CF_PARENT_PRINTING_A_PANIC").is_none() {
+        return;
+    }
+    let _guard = HangGuard::new("a forked worker's panic while the parent prints one");
+    // The first fork pool wraps the panic hook; build it while no thread
+    // is inside the hook.
+    drop(pool(StartMethod::Fork, 1));
+    // Fill stderr, so that the next write to it blocks.
+    // SAFETY: fcntl and write on this process's own descriptor 2.
+    unsafe {
+        let flags = libc::fcntl(2, libc::F_GETFL);
+        libc::fcntl(2, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        let block = [b'.'; 4096];
+        while libc::write(2, block.as_ptr().cast(), block.len()) > 0 {}
+        libc::fcntl(2, libc::F_SETFL, flags);
+    }
+    // A thread panics: std's hook takes its lock and blocks writing the
+    // message.
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        let _ = std::panic::catch_unwind(|| panic!("a panic of the parent"));
+    });
+    let tid = tid_rx.recv().unwrap();
+    // Wait until that thread is blocked in write(2, ...) (syscall 1).
+    eventually("the parent's panic blocks writing to stderr", || {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .is_ok_and(|s| s.starts_with("1 0x2 "))
+    });
+    // Fork a worker now: it inherits that lock, held.
+    let pool = pool(StartMethod::Fork, 1);
+    println!("FORKED");
+    // The test reads stderr from here on; the worker panics.
+    let outcome = pool.submit(odd_fails, 1).unwrap();
+    match outcome.result_timeout(SHORT_TIMEOUT) {
+        Err(TaskError::Panicked { message }) => println!("PANICKED {message}"),
+        other => println!("UNEXPECTED {other:?}"),
+    }
+}
+
+/// A forked worker inherits every lock the parent's other threads held at
+/// the fork. std's panic hook holds one while it prints, so a worker forked
+/// while another thread of the program printed a panic used to hang at its
+/// own first panic (the fault suite hit it with `RUST_BACKTRACE=1`). The
+/// pool's hook wrapper prints a forked worker's panic without that lock:
+/// the task fails with `Panicked` and its message.
+#[test]
+fn a_forked_worker_can_panic_while_the_parent_prints_a_panic() {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "parent_printing_a_panic",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("CF_PARENT_PRINTING_A_PANIC", "1")
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let forked = line == "FORKED";
+        seen.push(line);
+        if forked {
+            break;
+        }
+    }
+    assert_eq!(seen.last().map(String::as_str), Some("FORKED"), "{seen:?}");
+    let drain = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut text).unwrap();
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let verdict: Vec<String> = lines.map(Result::unwrap).collect();
+    child.wait().unwrap();
+    let stderr = drain.join().unwrap();
+    assert!(
+        verdict.iter().any(|l| l == "PANICKED odd 1"),
+        "{verdict:?}\nstderr ends with: {}",
+        &stderr[stderr.len().saturating_sub(2000)..]
+    );
+    assert!(stderr.contains("panicked at") && stderr.contains("odd 1"));
+}

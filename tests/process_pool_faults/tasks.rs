@@ -182,5 +182,5 @@ pub fn init_panics(gate: GateRef) -> Result<(), String> {
 #[task]
 pub fn init_exits(gate: GateRef) -> Result<(), String> {
     gate.arrive(&format!("init:{}", std::process::id()));
-    std::process::exit(INIT_EXIT)
+    crate::payloads::exit(INIT_EXIT)
 }

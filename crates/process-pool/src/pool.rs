@@ -78,6 +78,23 @@ pub enum StartMethod {
     /// (gh-84559, gh-90622). Replacements (after a worker dies or retires)
     /// are started as with [`Spawn`](Self::Spawn), since by then the pool's
     /// own threads exist.
+    ///
+    /// What the pool itself does in a forked worker avoids the locks it
+    /// knows of: lazy statics are initialised before forking, and the
+    /// worker writes its messages with plain `write(2)`. Panics too: the
+    /// first `build()` with `Fork` wraps the program's panic hook so that
+    /// the parent's panics still go to it, while a forked worker's panic
+    /// prints its thread, location and message without taking the lock
+    /// that std's hook takes (held for ever in the worker if another
+    /// thread of the parent was printing a panic at the fork). A forked
+    /// worker's panics print no backtrace, and a panic hook the program
+    /// sets after its first `Fork` pool replaces the wrapper. The worker's
+    /// own thread (the one that notices the parent's death) is a bare
+    /// pthread, because std's thread start-up takes a lock of std's that
+    /// a thread starting or ending in the parent at the fork leaves held.
+    /// A *task* in a forked worker meets that lock too if it starts a
+    /// `std::thread` or calls `std::process::exit` (whose clean-up takes
+    /// it): rarely, such a task hangs. Use `Spawn` for tasks like that.
     Fork,
 }
 
@@ -712,21 +729,32 @@ impl Handler {
         let state = &mut *state;
         let slot = self.slot;
         let mut sends = Vec::new();
-        let line = &mut state.in_flight[slot];
-        let spent = state.budget[slot] == 0 && line.is_empty();
+        let spent = state.budget[slot] == 0 && state.in_flight[slot].is_empty();
         if retire || spent || state.broken.is_some() {
             state.senders[slot] = None;
             return (None, sends);
         }
-        let budget = &mut state.budget[slot];
         // A job goes to a worker that holds one already only while the pool
         // is saturated: every worker connected and busy, and at least one
         // more queued job per worker, so no other worker is left idle for
         // it. And only a request small enough to wait in the worker's
         // socket (see `AHEAD_MAX`).
-        let saturated = state.idle.is_empty()
+        //
+        // "Busy" is "holds a job", not "is not in `idle`": a worker that
+        // has just connected, or has just answered, is in neither until its
+        // handler runs `fill`. Judging by `idle` alone let one handler take
+        // two jobs while such a worker was about to go idle, and a task
+        // then waited behind another with a worker free (a hang in the
+        // fault suite, 1 run in 4 under load).
+        let saturated = state.queue.len() >= state.senders.len()
             && state.senders.iter().all(Option::is_some)
-            && state.queue.len() >= state.senders.len();
+            && state
+                .in_flight
+                .iter()
+                .enumerate()
+                .all(|(s, other)| s == slot || !other.is_empty());
+        let line = &mut state.in_flight[slot];
+        let budget = &mut state.budget[slot];
         let may_follow = |request: &Vec<u8>| saturated && request.len() <= AHEAD_MAX;
         let mut busy = line.iter().any(|(_, d)| *d != Delivery::Unsent);
         for (job, delivery) in line.iter_mut() {

@@ -11,6 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,7 @@ impl Launcher {
         // hazard of the fork start method.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
+                worker::FORKED.store(true, Ordering::Relaxed);
                 let _ = close_all_but(lifeline);
                 let code = worker::serve(&name, &self.secret, Some(lifeline));
                 // SAFETY: `_exit` is always sound.
@@ -269,6 +271,7 @@ fn death_of(status: WaitStatus) -> Option<Death> {
 /// send) and our task table are such `Once`s. Initialised here, they are
 /// complete in every child.
 fn prepare_fork() {
+    worker::install_fork_safe_panic_hook();
     crate::registry::by_task_name("");
     if let Ok((tx, rx)) = ipc_channel::ipc::bytes_channel() {
         let _ = tx.send(&[]);

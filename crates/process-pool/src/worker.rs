@@ -27,8 +27,13 @@
 //! *thread* that started it, which is wrong for a pool built in a thread
 //! that exits first.)
 
+use std::fmt;
+use std::fs::File;
 use std::io::Write;
-use std::os::fd::RawFd;
+use std::mem::ManuallyDrop;
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use concurrent_futures_core::TaskError;
 use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcSender};
@@ -90,7 +95,7 @@ extern "C" fn boot() {
                 serve(server, secret, lifeline)
             }
             _ => {
-                eprintln!("concurrent-futures worker: malformed {BOOT_ENV}");
+                say(format_args!("malformed {BOOT_ENV}"));
                 2
             }
         }
@@ -118,6 +123,65 @@ fn settle_descriptors(fd: RawFd) -> RawFd {
         }
         lifeline
     }
+}
+
+/// Writes one line to stderr with a plain `write(2)`, taking no lock: a
+/// forked worker may have inherited `Stderr`'s lock held by a thread of
+/// the parent that does not exist here, and `eprintln!` would wait on it
+/// for ever.
+pub(crate) fn say(message: fmt::Arguments<'_>) {
+    let line = format!(
+        "concurrent-futures worker {}: {message}\n",
+        std::process::id()
+    );
+    // SAFETY: borrows descriptor 2 for one write; `ManuallyDrop` keeps the
+    // `File` from closing it. If 2 is closed the write fails, harmlessly.
+    let mut stderr = ManuallyDrop::new(unsafe { File::from_raw_fd(2) });
+    let _ = stderr.write_all(line.as_bytes());
+}
+
+/// Set in a forked worker right after the fork (see
+/// [`install_fork_safe_panic_hook`]).
+pub(crate) static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Makes panics in forked workers print without locks; called by the
+/// parent before its first fork.
+///
+/// A forked worker inherits the parent's memory as it was at the fork,
+/// locks included, but only the forking thread. If another thread of the
+/// parent was inside the panic hook then (printing a backtrace takes a
+/// while), the default hook's backtrace lock and `Stderr`'s lock stay held
+/// in the worker for ever, and the worker's first panic hangs in the hook.
+/// The fault suite hit this about one run in ten, with `RUST_BACKTRACE=1`.
+/// Replacing the hook *in the worker* would need the hook's own lock,
+/// which may be held the same way; so the parent installs, once and before
+/// forking, a hook that hands every panic of the parent to the hook it had
+/// (nothing changes there) and prints a forked worker's panic with
+/// [`say`]: the thread, the location and the message, no backtrace.
+/// A hook the program sets after its first fork pool replaces this one;
+/// the docs of `StartMethod::Fork` say so.
+pub(crate) fn install_fork_safe_panic_hook() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !FORKED.load(Ordering::Relaxed) {
+                return previous(info);
+            }
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("Box<dyn Any>");
+            let thread = std::thread::current();
+            let name = thread.name().unwrap_or("<unnamed>");
+            match info.location() {
+                Some(at) => say(format_args!("thread '{name}' panicked at {at}:\n{message}")),
+                None => say(format_args!("thread '{name}' panicked:\n{message}")),
+            }
+        }));
+    });
 }
 
 /// Refuses to start a pool inside a worker whose boot did not run (see the
@@ -158,36 +222,53 @@ pub(crate) fn serve(server: &str, secret: &str, lifeline: Option<RawFd>) -> i32 
     match connected {
         Ok((requests, responses)) => serve_loop(&requests, &responses),
         Err(e) => {
-            eprintln!("concurrent-futures worker: cannot reach the pool: {e}");
+            say(format_args!("cannot reach the pool: {e}"));
             3
         }
     }
 }
 
+/// Starts the thread that waits for the parent to die (see the module
+/// docs). A bare `pthread`, not a `std::thread`: std's thread start-up
+/// takes a process-wide lock (its stack-overflow bookkeeping), and a
+/// forked worker inherits that lock held if another thread of the parent
+/// was starting or ending at the fork; a std thread would then hang before
+/// running a line, and the worker would outlive its parent. This thread
+/// only reads and calls `_exit`, which need nothing from std.
 fn watch_lifeline(fd: RawFd) {
-    let watcher = std::thread::Builder::new()
-        .name("lifeline".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let mut byte = 0_u8;
-            loop {
-                // SAFETY: reads one byte into a live local from an fd that
-                // this process owns and never closes.
-                let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
-                if n < 0
-                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-                {
-                    continue;
-                }
-                // EOF: the parent is gone. Leave now, whatever the main
-                // thread is running; nothing is left to report to.
-                // SAFETY: `_exit` is always sound to call.
-                unsafe { libc::_exit(0) };
+    extern "C" fn watch(fd: *mut libc::c_void) -> *mut libc::c_void {
+        let fd = fd as usize as RawFd;
+        let mut byte = 0_u8;
+        loop {
+            // SAFETY: reads one byte into a live local from an fd that
+            // this process owns and never closes.
+            let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+            // SAFETY: reading errno, then `_exit`, are always sound.
+            if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+                continue;
             }
-        });
-    if watcher.is_err() {
-        eprintln!("concurrent-futures worker: cannot watch the parent; exiting");
-        // SAFETY: as above.
+            // EOF: the parent is gone. Leave now, whatever the main
+            // thread is running; nothing is left to report to.
+            // SAFETY: as above.
+            unsafe { libc::_exit(0) };
+        }
+    }
+    // SAFETY: `attr` is initialised before use and destroyed after; the
+    // thread gets the fd by value (smuggled in the pointer) and touches no
+    // memory of ours. It is never joined: it ends with the process.
+    let started = unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let rc = libc::pthread_create(&mut thread, &attr, watch, fd as usize as *mut libc::c_void);
+        libc::pthread_attr_destroy(&mut attr);
+        rc == 0
+    };
+    if !started {
+        say(format_args!("cannot watch the parent; exiting"));
+        // SAFETY: `_exit` is always sound to call.
         unsafe { libc::_exit(4) };
     }
 }
@@ -222,7 +303,7 @@ fn serve_loop(requests: &IpcBytesReceiver, responses: &IpcBytesSender) -> i32 {
             Err(e) => {
                 // Not from our parent's encoder: run nothing, and let the
                 // parent see this worker go.
-                eprintln!("concurrent-futures worker: refusing a request: {e}");
+                say(format_args!("refusing a request: {e}"));
                 return 5;
             }
         }
