@@ -41,7 +41,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use concurrent_futures_core::{
-    Completer, ConfigError, Executor, InitResult, Payload, TaskError, TaskFuture, catch_panic,
+    Completer, ConfigError, Executor, InitResult, InlineRun, Payload, TaskError, TaskFuture,
+    catch_panic,
 };
 use serde::de::DeserializeOwned;
 
@@ -248,6 +249,7 @@ impl ProcessPoolBuilder {
             next_id: AtomicU64::new(1),
             alive: AtomicUsize::new(0),
             pids: Mutex::new(vec![None; max_workers]),
+            await_reply: Arc::new(AwaitReply),
         });
         // Fork every initial worker before this pool has a thread.
         let mut forked: Vec<Option<Started>> = Vec::with_capacity(max_workers);
@@ -333,6 +335,8 @@ struct Shared {
     next_id: AtomicU64,
     alive: AtomicUsize,
     pids: Mutex<Vec<Option<u32>>>,
+    /// Every future's hook: see [`AwaitReply`].
+    await_reply: Arc<dyn InlineRun>,
 }
 
 struct State {
@@ -370,6 +374,31 @@ const DEPTH: usize = 2;
 /// trying to send, and the two would wait on each other for ever. Larger
 /// requests wait until the worker is free.
 const AHEAD_MAX: usize = 32 * 1024;
+
+/// How long a thread that waits for a result keeps looking before it
+/// sleeps (see [`AwaitReply`]).
+const REPLY_SPIN: Duration = Duration::from_micros(100);
+
+/// The hook on every future of the pool. Nothing runs inline (the task
+/// runs in a worker), but a waiter keeps looking for the result for
+/// [`REPLY_SPIN`] before it sleeps. An idle round trip is three wake-ups:
+/// the worker, the slot's handler thread (which reads the response and
+/// completes the future), then the waiter; a waiter that is still awake
+/// when the future completes saves the third, which on this project's
+/// 2-vCPU machine cost 15-25 µs of a 60-80 µs round trip (a scratch
+/// measurement, median of 2,000 no-op round trips: 58-77 µs sleeping at
+/// once, 11-29 µs looking first).
+struct AwaitReply;
+
+impl InlineRun for AwaitReply {
+    fn try_run_inline(&self) -> bool {
+        false
+    }
+
+    fn spin_before_blocking(&self) -> Duration {
+        REPLY_SPIN
+    }
+}
 
 /// Requests to send, with their job ids.
 type Sends = Vec<(u64, Arc<Vec<u8>>)>;
@@ -1055,6 +1084,7 @@ impl Executor for ProcessPoolExecutor {
     ) -> Result<TaskFuture<R>, TaskError> {
         let entry = registry::lookup(f)?;
         let (fut, completer) = TaskFuture::pending();
+        completer.set_inline_hook(Arc::clone(&self.shared.await_reply));
         self.submit_encoded(
             entry.name,
             wire::REQ_RUN,
@@ -1078,6 +1108,7 @@ impl Executor for ProcessPoolExecutor {
     ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
         let entry = registry::lookup(f)?;
         let (fut, completer) = TaskFuture::pending();
+        completer.set_inline_hook(Arc::clone(&self.shared.await_reply));
         let n = chunk.len();
         self.submit_encoded(
             entry.name,
