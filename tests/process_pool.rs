@@ -280,6 +280,16 @@ fn parent_to_be_killed() {
     }
 }
 
+/// This test binary, set to run only the ignored test `name`, with `flag`
+/// set so that the test does its work.
+fn this_test_binary(name: &str, flag: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .env(flag, "1");
+    command
+}
+
 fn is_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
@@ -292,9 +302,7 @@ fn is_gone(pid: u32) -> bool {
 
 #[test]
 fn workers_die_with_their_parent() {
-    let mut parent = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "parent_to_be_killed", "--ignored", "--nocapture"])
-        .env("CF_PARENT_TO_BE_KILLED", "1")
+    let mut parent = this_test_binary("parent_to_be_killed", "CF_PARENT_TO_BE_KILLED")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -421,14 +429,7 @@ fn parent_printing_a_panic() {
 /// the task fails with `Panicked` and its message.
 #[test]
 fn a_forked_worker_can_panic_while_the_parent_prints_a_panic() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "parent_printing_a_panic",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("CF_PARENT_PRINTING_A_PANIC", "1")
+    let mut child = this_test_binary("parent_printing_a_panic", "CF_PARENT_PRINTING_A_PANIC")
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -982,6 +982,13 @@ impl ProcessPoolExecutor {
         self.shared.lock().broken.clone()
     }
 
+    /// A new future of this pool, with the pool's hook (see [`AwaitReply`]).
+    fn pending<T>(&self) -> (TaskFuture<T>, Completer<T>) {
+        let (fut, completer) = TaskFuture::pending();
+        completer.set_inline_hook(Arc::clone(&self.shared.await_reply));
+        (fut, completer)
+    }
+
     fn submit_encoded(
         &self,
         entry_name: &'static str,
@@ -1083,8 +1090,7 @@ impl Executor for ProcessPoolExecutor {
         args: A,
     ) -> Result<TaskFuture<R>, TaskError> {
         let entry = registry::lookup(f)?;
-        let (fut, completer) = TaskFuture::pending();
-        completer.set_inline_hook(Arc::clone(&self.shared.await_reply));
+        let (fut, completer) = self.pending();
         self.submit_encoded(
             entry.name,
             wire::REQ_RUN,
@@ -1107,8 +1113,7 @@ impl Executor for ProcessPoolExecutor {
         chunk: Vec<A>,
     ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
         let entry = registry::lookup(f)?;
-        let (fut, completer) = TaskFuture::pending();
-        completer.set_inline_hook(Arc::clone(&self.shared.await_reply));
+        let (fut, completer) = self.pending();
         let n = chunk.len();
         self.submit_encoded(
             entry.name,
