@@ -1065,6 +1065,9 @@ fn paired_phase(pools: &Pools, floor: &mut Floor, python: Option<&Python>, s: &S
         runs,
     };
     println!("\n{}", report.plain());
+    if s.full && CODEC == "bincode" {
+        write_data("process_pool", &report.data());
+    }
     report.markdown()
 }
 
@@ -1175,6 +1178,80 @@ impl Report<'_> {
             .map(|x| fmt_num(x / scale, decimals))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// The figures for `scripts/charts.py`: ns per task (one by one, and
+    /// per item of `map` with chunksize 1000), the idle round trip (µs),
+    /// the 1 MiB echo (MiB/s) and the start-up (ms).
+    fn data(&self) -> Vec<DataRow> {
+        let mut rows = Vec::new();
+        let mut labelled: Vec<(String, String)> = METHODS
+            .iter()
+            .map(|m| {
+                (
+                    format!("ProcessPoolExecutor (ours, {})", m.key),
+                    format!("ours_{}", m.key),
+                )
+            })
+            .collect();
+        if let Some(p) = self.python {
+            labelled.extend(p.contexts.iter().map(|c| {
+                (
+                    format!("CPython ProcessPoolExecutor, {c}"),
+                    format!("py_{c}"),
+                )
+            }));
+        }
+        let scaled = |key: String, scale: f64| -> Vec<f64> {
+            self.series(&key).iter().map(|x| x / scale).collect()
+        };
+        for (label, k) in &labelled {
+            rows.push(DataRow::from_runs(
+                "per_task",
+                format!("{label}: submit + result"),
+                None,
+                &self.series(&format!("{k}.per_task_ns")),
+                "ns",
+            ));
+        }
+        for (label, k) in &labelled {
+            rows.push(DataRow::from_runs(
+                "per_task",
+                format!("{label}: map, chunksize {CHUNKSIZE}"),
+                None,
+                &self.series(&format!("{k}.map_item_ns")),
+                "ns",
+            ));
+        }
+        for (label, k) in &labelled {
+            let echo = if k.starts_with("py_") {
+                format!("{k}.echo_mibs")
+            } else {
+                format!("{k}.echo_buf_mibs")
+            };
+            rows.push(DataRow::from_runs(
+                "round_trip",
+                label.clone(),
+                None,
+                &scaled(format!("{k}.rt_median_ns"), 1e3),
+                "us",
+            ));
+            rows.push(DataRow::from_runs(
+                "echo_1mib",
+                label.clone(),
+                None,
+                &self.series(&echo),
+                "MiB/s",
+            ));
+            rows.push(DataRow::from_runs(
+                "startup",
+                label.clone(),
+                None,
+                &scaled(format!("{k}.startup_first_ns"), 1e6),
+                "ms",
+            ));
+        }
+        rows
     }
 
     fn plain(&self) -> String {

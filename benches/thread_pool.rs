@@ -661,6 +661,9 @@ fn paired_phase(pools: &Pools, python: Option<&Python>, s: &Settings) -> String 
         py_latency,
     };
     println!("\n{}", report.plain());
+    if s.full {
+        write_data("thread_pool", &report.data());
+    }
     report.markdown()
 }
 
@@ -697,6 +700,26 @@ impl Report<'_> {
         self.py_per_task
             .as_ref()
             .map_or(f64::NAN, |py| paired(&py.runs, &s.runs))
+    }
+
+    /// The figures for `scripts/charts.py`: ns per task, and the idle
+    /// round trip's median in µs.
+    fn data(&self) -> Vec<DataRow> {
+        let chart_label = |label: &str| {
+            let label = label.replace('`', "");
+            match label.strip_prefix("ours: ") {
+                Some(rest) => format!("ThreadPoolExecutor (ours): {rest}"),
+                None => label,
+            }
+        };
+        let per_task = self
+            .all_per_task()
+            .map(|s| DataRow::from_runs("per_task", chart_label(&s.label), None, &s.runs, "ns"));
+        let round_trip = self.all_latency().map(|s| {
+            let us: Vec<f64> = s.medians.iter().map(|ns| ns / 1e3).collect();
+            DataRow::from_runs("round_trip", chart_label(&s.label), None, &us, "us")
+        });
+        per_task.chain(round_trip).collect()
     }
 
     fn plain(&self) -> String {

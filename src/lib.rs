@@ -93,3 +93,9 @@ pub mod prelude {
         ThreadPoolExecutor, as_completed, task, wait,
     };
 }
+
+/// The Rust code in `docs/guide.md`, compiled and run as doc tests so that
+/// the guide cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;

@@ -14,6 +14,7 @@
 //!
 //! * `crashes`: panics, abort, exit, segfault, SIGKILL, out of memory, and
 //!   CPython's `test_deadlock.py` crashes while encoding or decoding.
+//! * `limits`: the pool's per-task time limit and per-worker memory limit.
 //! * `codec`: values whose `Serialize` or `Deserialize` fails or panics, on
 //!   each side of the process boundary.
 //! * `lifecycle`: failing initializers, unregistered functions, `Result`
@@ -23,7 +24,7 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use concurrent_futures::{
-    Executor, Payload, ProcessPoolExecutor, StartMethod, TaskError, TaskFuture,
+    Executor, Payload, ProcessPoolBuilder, ProcessPoolExecutor, StartMethod, TaskError, TaskFuture,
 };
 
 /// One `#[test]` per start method for each scenario `fn(StartMethod)`
@@ -60,6 +61,8 @@ mod codec;
 mod crashes;
 #[path = "process_pool_faults/lifecycle.rs"]
 mod lifecycle;
+#[path = "process_pool_faults/limits.rs"]
+mod limits;
 #[path = "process_pool_faults/payloads.rs"]
 mod payloads;
 #[path = "process_pool_faults/tasks.rs"]
@@ -188,8 +191,26 @@ fn fault_scenario<R: Payload + Debug>(
     fate: Fate,
     check: impl FnOnce(&TaskError, u32),
 ) {
+    fault_scenario_with(method, what, |b| b, fault, fate, check);
+}
+
+/// [`fault_scenario`] on a pool whose builder `configure` adjusts (a time
+/// limit, a memory limit).
+fn fault_scenario_with<R: Payload + Debug>(
+    method: StartMethod,
+    what: &'static str,
+    configure: impl FnOnce(ProcessPoolBuilder) -> ProcessPoolBuilder,
+    fault: impl FnOnce(&ProcessPoolExecutor, &Gate) -> TaskFuture<R>,
+    fate: Fate,
+    check: impl FnOnce(&TaskError, u32),
+) {
     let _guard = HangGuard::new(what);
-    let pool = pool(method, WORKERS);
+    let builder = ProcessPoolExecutor::builder()
+        .max_workers(WORKERS)
+        .start_method(method);
+    let pool = configure(builder)
+        .build()
+        .expect("a valid pool configuration");
     let gate = Gate::new();
 
     let bystander = pool

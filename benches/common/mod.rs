@@ -334,3 +334,80 @@ pub fn write_machine_rows(
         load.0, load.1
     );
 }
+
+// ---------------------------------------------------------------------------
+// Machine-readable results, for `scripts/charts.py`
+// ---------------------------------------------------------------------------
+
+/// One figure of a bench, as a row of `target/bench-data/<bench>.csv`.
+///
+/// `section` names the table (`per_task`, `fib_workers`, ...), `variant` the
+/// row's executor or peer, `x` the series' x value (a worker count; empty
+/// when the figure is not part of a series), `median` the figure, `low` and
+/// `high` the smallest and largest of the runs it is the median of, `unit`
+/// its unit (`ns`, `us`, `ms`, `MiB/s`).
+pub struct DataRow {
+    pub section: &'static str,
+    pub variant: String,
+    pub x: Option<f64>,
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+    pub unit: &'static str,
+}
+
+impl DataRow {
+    /// A row whose median, low and high are taken from `runs`.
+    pub fn from_runs(
+        section: &'static str,
+        variant: impl Into<String>,
+        x: Option<f64>,
+        runs: &[f64],
+        unit: &'static str,
+    ) -> DataRow {
+        let finite = runs.iter().copied().filter(|v| v.is_finite());
+        DataRow {
+            section,
+            variant: variant.into(),
+            x,
+            median: median(runs.iter().copied()),
+            low: finite.clone().fold(f64::INFINITY, f64::min),
+            high: finite.fold(f64::NEG_INFINITY, f64::max),
+            unit,
+        }
+    }
+}
+
+/// Writes `rows` to `target/bench-data/<bench>.csv` (header
+/// `section,variant,x,median,low,high,unit`), the input of
+/// `python3 scripts/charts.py`. Called on full runs only.
+pub fn write_data(bench: &str, rows: &[DataRow]) {
+    let mut csv = String::from("section,variant,x,median,low,high,unit\n");
+    let num = |v: f64| {
+        if v.is_finite() {
+            format!("{v}")
+        } else {
+            String::new()
+        }
+    };
+    for r in rows {
+        let _ = writeln!(
+            csv,
+            "{},\"{}\",{},{},{},{},{}",
+            r.section,
+            r.variant.replace('"', "\"\""),
+            r.x.map(num).unwrap_or_default(),
+            num(r.median),
+            num(r.low),
+            num(r.high),
+            r.unit
+        );
+    }
+    let path = report_path("bench-data").join(format!("{bench}.csv"));
+    let written = std::fs::create_dir_all(path.parent().expect("a parent"))
+        .and_then(|()| std::fs::write(&path, csv));
+    match written {
+        Ok(()) => println!("(data for the charts written to {})", path.display()),
+        Err(e) => eprintln!("could not write {}: {e}", path.display()),
+    }
+}

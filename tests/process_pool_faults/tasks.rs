@@ -84,6 +84,24 @@ pub fn crash_with_data((data, crash): (String, Crash)) -> usize {
     crash.now()
 }
 
+/// Reserves `bytes` of address space (touching none of it) and returns the
+/// capacity it got: fails only under an address-space limit.
+#[task]
+pub fn reserve(bytes: u64) -> u64 {
+    // It may die of it: no core file.
+    payloads::no_core_dump();
+    let v: Vec<u8> = Vec::with_capacity(bytes as usize);
+    std::hint::black_box(&v);
+    v.capacity() as u64
+}
+
+/// Sleeps `ms` milliseconds, returns it.
+#[task]
+pub fn nap(ms: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    ms
+}
+
 /// Runs out of address space (see [`payloads::exhaust_memory`]).
 #[task]
 pub fn exhaust_memory(_: ()) -> usize {

@@ -66,6 +66,17 @@ pub enum TaskError {
         /// Its exit status, if it exited.
         exit_code: Option<i32>,
     },
+    /// The task ran past the time limit its process pool set for it
+    /// (`task_timeout`, or `submit_with_timeout`): the pool killed the
+    /// worker process running it and started a replacement. Unlike
+    /// [`TaskError::TimedOut`], which says a *wait* ended while the task
+    /// goes on, this future is finished: its task was stopped.
+    TaskTimedOut {
+        /// The limit the task ran past.
+        limit: Duration,
+        /// The process id of the killed worker.
+        pid: u32,
+    },
     /// A value could not be encoded to cross a process boundary: the
     /// arguments at submit, or the result in the worker.
     Encode {
@@ -98,7 +109,9 @@ impl TaskError {
     pub fn is_task_failure(&self) -> bool {
         matches!(
             self,
-            TaskError::Panicked { .. } | TaskError::WorkerDied { .. }
+            TaskError::Panicked { .. }
+                | TaskError::WorkerDied { .. }
+                | TaskError::TaskTimedOut { .. }
         )
     }
 
@@ -119,6 +132,7 @@ impl TaskError {
             TaskError::Shared { .. } => "Shared",
             TaskError::Unregistered { .. } => "Unregistered",
             TaskError::WorkerDied { .. } => "WorkerDied",
+            TaskError::TaskTimedOut { .. } => "TaskTimedOut",
             TaskError::Encode { .. } => "Encode",
             TaskError::Decode { .. } => "Decode",
         }
@@ -203,6 +217,10 @@ impl fmt::Display for TaskError {
             } => {
                 write!(f, "the worker process {pid} running the task died: ")?;
                 match (signal, exit_code) {
+                    (Some(6), _) => f.write_str(
+                        "killed by signal 6 (SIGABRT): the task aborted, or an allocation \
+                         failed (past the pool's memory limit, if one is set)",
+                    ),
                     (Some(sig), _) => match signal_name(*sig) {
                         Some(name) => write!(f, "killed by signal {sig} ({name})"),
                         None => write!(f, "killed by signal {sig}"),
@@ -211,6 +229,11 @@ impl fmt::Display for TaskError {
                     (None, None) => f.write_str("its exit status is unknown"),
                 }
             }
+            TaskError::TaskTimedOut { limit, pid } => write!(
+                f,
+                "the task ran past its time limit of {limit:?}: its worker process {pid} was \
+                 killed and replaced; raise the limit or make the task shorter"
+            ),
             TaskError::Encode { type_name, reason } => {
                 write!(f, "could not encode a value of type {type_name}: {reason}")
             }

@@ -19,6 +19,7 @@ pub mod codec;
 mod pool;
 mod process;
 pub mod registry;
+mod watchdog;
 pub mod wire;
 mod worker;
 

@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -49,6 +49,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{self, CodecError};
 use crate::process::{self, Launcher, Started, Worker};
 use crate::registry;
+use crate::watchdog::Watchdog;
 use crate::wire::{self, Outcome, Response};
 use crate::worker;
 use ipc_channel::ipc::IpcBytesSender;
@@ -136,6 +137,8 @@ pub struct ProcessPoolBuilder {
     initializer: Option<Result<InitSpec, ConfigError>>,
     max_tasks_per_child: Option<usize>,
     start_timeout: Duration,
+    task_timeout: Option<Duration>,
+    memory_limit: Option<u64>,
 }
 
 impl ProcessPoolBuilder {
@@ -201,6 +204,75 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// A time limit for every task (pebble's `timeout`; CPython has none):
+    /// a task still running `limit` after its worker started it is stopped
+    /// by killing that worker (SIGKILL), its future fails with
+    /// [`TaskError::TaskTimedOut`], and a replacement worker starts. Other
+    /// futures are not touched. A chunk of `map` with `chunksize(n)` may
+    /// run `n × limit`. [`ProcessPoolExecutor::submit_with_timeout`] sets a
+    /// limit for one task. Default: none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use concurrent_futures::{Executor, ProcessPoolExecutor, TaskError, task};
+    ///
+    /// #[task]
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .task_timeout(Duration::from_millis(200))
+    ///     .build()
+    ///     .unwrap();
+    /// let slow = pool.submit(nap, 60_000).unwrap();
+    /// assert!(matches!(slow.into_result(), Err(TaskError::TaskTimedOut { .. })));
+    /// assert_eq!(pool.submit(nap, 1).unwrap().into_result(), Ok(1));
+    /// ```
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.task_timeout = Some(limit);
+        self
+    }
+
+    /// Limits each worker's address space to `bytes` (`RLIMIT_AS`), so a
+    /// runaway task fails its own allocation and dies alone instead of
+    /// driving the machine into the out-of-memory killer. Its future fails
+    /// with [`TaskError::WorkerDied`] (SIGABRT: Rust aborts when an
+    /// allocation fails) and a replacement worker starts.
+    ///
+    /// The limit counts the worker's whole address space (its `VmSize`,
+    /// not what it has touched): code, thread stacks and the allocator's
+    /// reserved arenas too, so leave room (a spawned worker starts at a
+    /// few tens of MiB). A forked worker starts with a copy of the
+    /// parent's address space, which counts against the limit. Default:
+    /// none.
+    ///
+    /// ```
+    /// use concurrent_futures::{Executor, ProcessPoolExecutor, TaskError, task};
+    ///
+    /// #[task]
+    /// fn allocate(mib: usize) -> usize {
+    ///     let v = vec![1u8; mib << 20];
+    ///     v.iter().map(|&b| b as usize).sum::<usize>() >> 20
+    /// }
+    ///
+    /// let pool = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .memory_limit(512 << 20)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(allocate, 16).unwrap().into_result(), Ok(16));
+    /// let runaway = pool.submit(allocate, 4096).unwrap().into_result();
+    /// assert!(matches!(runaway, Err(TaskError::WorkerDied { signal: Some(6), .. })));
+    /// assert_eq!(pool.submit(allocate, 16).unwrap().into_result(), Ok(16));
+    /// ```
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Builds the pool and starts its workers. With [`StartMethod::Fork`]
     /// the workers are forked here, in the calling thread; with `Spawn`
     /// each handler thread spawns its own. `build` does not wait for them
@@ -222,6 +294,12 @@ impl ProcessPoolBuilder {
                 "max_tasks_per_child must be greater than 0",
             ));
         }
+        if self.task_timeout == Some(Duration::ZERO) {
+            return Err(ConfigError::new("task_timeout must be greater than 0"));
+        }
+        if self.memory_limit == Some(0) {
+            return Err(ConfigError::new("memory_limit must be greater than 0"));
+        }
         let initializer = self.initializer.transpose()?;
         let (lifeline, lifeline_keep) = process::lifeline()
             .map_err(|e| ConfigError::new(format!("cannot create the lifeline pipe: {e}")))?;
@@ -231,6 +309,7 @@ impl ProcessPoolBuilder {
                 lifeline,
                 secret: process::secret(),
                 start_timeout: self.start_timeout,
+                memory_limit: self.memory_limit,
             },
             _lifeline_keep: lifeline_keep,
             initializer,
@@ -250,6 +329,9 @@ impl ProcessPoolBuilder {
             alive: AtomicUsize::new(0),
             pids: Mutex::new(vec![None; max_workers]),
             await_reply: Arc::new(AwaitReply),
+            task_timeout: self.task_timeout,
+            watchdog: Watchdog::new(max_workers),
+            limits_used: AtomicBool::new(false),
         });
         // Fork every initial worker before this pool has a thread.
         let mut forked: Vec<Option<Started>> = Vec::with_capacity(max_workers);
@@ -337,6 +419,23 @@ struct Shared {
     pids: Mutex<Vec<Option<u32>>>,
     /// Every future's hook: see [`AwaitReply`].
     await_reply: Arc<dyn InlineRun>,
+    /// The builder's `task_timeout`: every task's limit unless its submit
+    /// gives one.
+    task_timeout: Option<Duration>,
+    /// Kills the worker of a task past its limit.
+    watchdog: Arc<Watchdog>,
+    /// Set before the first job with a time limit is queued; until then
+    /// handlers skip the watchdog (no extra lock per task). The job is
+    /// queued under the state lock after the store, and a handler reads
+    /// the flag after taking that lock in `fill`, so one that can see the
+    /// job sees the flag.
+    limits_used: AtomicBool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.watchdog.stop();
+    }
 }
 
 struct State {
@@ -420,6 +519,8 @@ enum Delivery {
 /// completes its future.
 struct Job {
     id: u64,
+    /// How long the task may run (see [`crate::watchdog`]).
+    timeout: Option<Duration>,
     /// Shared with a send in progress, and kept until the job is done, so
     /// that a job that never reached a dead worker can go to the next.
     request: Arc<Vec<u8>>,
@@ -581,6 +682,12 @@ impl Shared {
         }
     }
 
+    /// The pid of `slot`'s worker, if one is connected.
+    fn pid(&self, slot: usize) -> Option<Pid> {
+        self.pids.lock().unwrap_or_else(|e| e.into_inner())[slot]
+            .map(|pid| Pid::from_raw(pid as i32))
+    }
+
     fn enqueue(&self, job: Job) -> Result<(), TaskError> {
         let mut state = self.lock();
         if let Some(reason) = &state.broken {
@@ -603,6 +710,14 @@ impl Shared {
         let id = job.id;
         // An idle slot has budget left (`fill` retires it otherwise).
         state.budget[slot] -= 1;
+        if let Some(limit) = job.timeout {
+            // The slot's handler is reading, with nothing armed: arm here,
+            // under the state lock, which its death path (disarm, then
+            // reap) also holds, so the pid is still this slot's worker.
+            if let Some(pid) = self.pid(slot) {
+                self.watchdog.arm(slot, id, pid, limit);
+            }
+        }
         state.in_flight[slot].push_back((job, Delivery::Sending));
         let sender = state.senders[slot].clone();
         drop(state);
@@ -830,6 +945,24 @@ impl Handler {
         (sender, sends)
     }
 
+    /// Arms the watchdog with the job this slot's worker runs (the head of
+    /// its line, once sent), if it has a time limit; else stops watching.
+    /// Under the state lock: see [`Shared::enqueue`].
+    fn watch_head(&self, pid: Pid) {
+        if !self.shared.limits_used.load(Ordering::Relaxed) {
+            return;
+        }
+        let state = self.shared.lock();
+        let head = state.in_flight[self.slot].front();
+        match head {
+            Some((job, Delivery::Sending | Delivery::Sent)) if job.timeout.is_some() => {
+                let limit = job.timeout.expect("just checked");
+                self.shared.watchdog.arm(self.slot, job.id, pid, limit);
+            }
+            _ => self.shared.watchdog.unwatch(self.slot),
+        }
+    }
+
     /// Gives `worker` jobs until it is gone: dead, retired, or stopped by
     /// shutdown; reaps it.
     fn serve(&self, worker: Worker) {
@@ -850,6 +983,7 @@ impl Handler {
                 self.shared.send(self.slot, id, request, sender.clone());
             }
             drop(sender);
+            self.watch_head(pid);
             let answer = responses.recv();
             let mut state = self.shared.lock();
             state.idle.retain(|&s| s != self.slot);
@@ -867,16 +1001,31 @@ impl Handler {
                         .wait(state)
                         .unwrap_or_else(|e| e.into_inner());
                 }
+                // Before the reap: no kill of this pid can follow.
+                let fired = self.shared.watchdog.disarm(self.slot);
                 // The worker takes its jobs in order and answers each
                 // before it reads the next: the first that reached it is
                 // the one it died running; the rest never started and are
-                // kept for the next worker.
+                // kept for the next worker. If the watchdog killed it, the
+                // job it fired for is the one that ran too long; if that
+                // job had answered just before the kill, the worker was
+                // killed through no fault of the next one, which may have
+                // started and is kept to run again (the only case where a
+                // task can run twice).
                 let mut line = std::mem::take(&mut state.in_flight[self.slot]);
-                let lost = line
-                    .iter()
-                    .position(|(_, d)| *d == Delivery::Sent)
-                    .and_then(|at| line.remove(at))
-                    .map(|(job, _)| job);
+                let take = |line: &mut VecDeque<(Job, Delivery)>, at: Option<usize>| {
+                    at.and_then(|at| line.remove(at)).map(|(job, _)| job)
+                };
+                let timed_out = fired.and_then(|id| {
+                    let at = line.iter().position(|(job, _)| job.id == id);
+                    take(&mut line, at)
+                });
+                let lost = if fired.is_some() {
+                    None
+                } else {
+                    let at = line.iter().position(|(_, d)| *d == Delivery::Sent);
+                    take(&mut line, at)
+                };
                 state.in_flight[self.slot] = line
                     .into_iter()
                     .map(|(job, _)| (job, Delivery::Unsent))
@@ -885,6 +1034,12 @@ impl Handler {
                 drop(state);
                 drop(responses);
                 let death = self.reap(pid, false);
+                if let Some(job) = timed_out {
+                    job.sink.fail(TaskError::TaskTimedOut {
+                        limit: job.timeout.unwrap_or_default(),
+                        pid: pid.as_raw() as u32,
+                    });
+                }
                 if let Some(job) = lost {
                     job.sink.fail(TaskError::WorkerDied {
                         pid: pid.as_raw() as u32,
@@ -951,6 +1106,8 @@ impl ProcessPoolExecutor {
             initializer: None,
             max_tasks_per_child: None,
             start_timeout: Duration::from_secs(30),
+            task_timeout: None,
+            memory_limit: None,
         }
     }
 
@@ -982,6 +1139,64 @@ impl ProcessPoolExecutor {
         self.shared.lock().broken.clone()
     }
 
+    /// Submits `f(args)` with its own time limit, overriding the pool's
+    /// [`task_timeout`](ProcessPoolBuilder::task_timeout): if the task is
+    /// still running `limit` after its worker started it, the worker is
+    /// killed and replaced and the future fails with
+    /// [`TaskError::TaskTimedOut`]. Time spent queued does not count.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use concurrent_futures::{ProcessPoolExecutor, TaskError, task};
+    ///
+    /// #[task]
+    /// fn spin(_: ()) -> u64 {
+    ///     let mut n = 0u64;
+    ///     loop {
+    ///         n = std::hint::black_box(n.wrapping_add(1));
+    ///     }
+    /// }
+    ///
+    /// let pool = ProcessPoolExecutor::builder().max_workers(1).build().unwrap();
+    /// let fut = pool.submit_with_timeout(spin, (), Duration::from_millis(100)).unwrap();
+    /// let err = fut.into_result().unwrap_err();
+    /// assert!(matches!(err, TaskError::TaskTimedOut { limit, .. } if limit == Duration::from_millis(100)));
+    /// assert!(err.to_string().contains("ran past its time limit"));
+    /// ```
+    pub fn submit_with_timeout<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        args: A,
+        limit: Duration,
+    ) -> Result<TaskFuture<R>, TaskError> {
+        self.submit_one(f, args, Some(limit))
+    }
+
+    fn submit_one<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        args: A,
+        timeout: Option<Duration>,
+    ) -> Result<TaskFuture<R>, TaskError> {
+        let entry = registry::lookup(f)?;
+        let (fut, completer) = self.pending();
+        self.submit_encoded(
+            entry.name,
+            wire::REQ_RUN,
+            std::any::type_name::<A>(),
+            |out| codec::encode_into(&args, out),
+            || {
+                Box::new(Pending {
+                    completer,
+                    read: read_one::<R>,
+                    items: 1,
+                })
+            },
+            timeout,
+        )?;
+        Ok(fut)
+    }
+
     /// A new future of this pool, with the pool's hook (see [`AwaitReply`]).
     fn pending<T>(&self) -> (TaskFuture<T>, Completer<T>) {
         let (fut, completer) = TaskFuture::pending();
@@ -996,9 +1211,13 @@ impl ProcessPoolExecutor {
         arg_type: &'static str,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
         sink: impl FnOnce() -> Box<dyn Sink>,
+        timeout: Option<Duration>,
     ) -> Result<(), TaskError> {
         // Shutdown and breakage are checked once, under the lock that
         // queues the job (`enqueue`).
+        if timeout.is_some() {
+            self.shared.limits_used.store(true, Ordering::Relaxed);
+        }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut request = Vec::with_capacity(64);
         wire::request_header(&mut request, tag, id, entry_name);
@@ -1010,6 +1229,7 @@ impl ProcessPoolExecutor {
             .map_err(encode_error)?;
         self.shared.enqueue(Job {
             id,
+            timeout,
             request: Arc::new(request),
             sink: sink(),
         })
@@ -1089,22 +1309,7 @@ impl Executor for ProcessPoolExecutor {
         f: fn(A) -> R,
         args: A,
     ) -> Result<TaskFuture<R>, TaskError> {
-        let entry = registry::lookup(f)?;
-        let (fut, completer) = self.pending();
-        self.submit_encoded(
-            entry.name,
-            wire::REQ_RUN,
-            std::any::type_name::<A>(),
-            |out| codec::encode_into(&args, out),
-            || {
-                Box::new(Pending {
-                    completer,
-                    read: read_one::<R>,
-                    items: 1,
-                })
-            },
-        )?;
-        Ok(fut)
+        self.submit_one(f, args, self.shared.task_timeout)
     }
 
     fn submit_chunk<A: Payload, R: Payload>(
@@ -1132,6 +1337,9 @@ impl Executor for ProcessPoolExecutor {
                     items: n,
                 })
             },
+            self.shared
+                .task_timeout
+                .map(|limit| limit.saturating_mul(n.max(1).try_into().unwrap_or(u32::MAX))),
         )?;
         Ok(fut)
     }

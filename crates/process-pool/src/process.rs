@@ -57,6 +57,8 @@ pub(crate) struct Launcher {
     pub lifeline: OwnedFd,
     pub secret: String,
     pub start_timeout: Duration,
+    /// Each worker's `RLIMIT_AS`, in bytes.
+    pub memory_limit: Option<u64>,
 }
 
 /// A child that has been started but has not connected yet.
@@ -74,8 +76,21 @@ impl Started {
 }
 
 impl Launcher {
+    /// A one-shot bootstrap server for one worker, at a fresh random path
+    /// (ipc-channel's temporary directory), made private: the directory
+    /// `0700` and the socket `0600`, so no other user can connect whatever
+    /// the umask (ipc-channel leaves both to it: `0755` under the usual
+    /// `022`). A process of the same user that connects first still cannot
+    /// inject anything: its hello lacks the secret and is refused.
     fn server() -> io::Result<(IpcOneShotServer<Hello>, String)> {
-        IpcOneShotServer::new()
+        use std::os::unix::fs::PermissionsExt;
+        let (server, name) = IpcOneShotServer::new()?;
+        let socket = std::path::Path::new(&name);
+        if let Some(dir) = socket.parent() {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+        Ok((server, name))
     }
 
     /// Starts the current executable (or the named program) as a worker.
@@ -92,7 +107,7 @@ impl Launcher {
                 .map_err(|e| format!("cannot find the current executable to spawn: {e}"))?,
         };
         let mut boot = OsString::from(&self.secret);
-        boot.push(":0:");
+        boot.push(format!(":0:{}:", self.memory_limit.unwrap_or(0)));
         boot.push(&name);
         // The lifeline travels as the child's stdin, the one descriptor
         // `Command` passes without a `pre_exec` hook; without one, std
@@ -135,7 +150,7 @@ impl Launcher {
             Ok(ForkResult::Child) => {
                 worker::FORKED.store(true, Ordering::Relaxed);
                 let _ = close_all_but(lifeline);
-                let code = worker::serve(&name, &self.secret, Some(lifeline));
+                let code = worker::serve(&name, &self.secret, Some(lifeline), self.memory_limit);
                 // SAFETY: `_exit` is always sound.
                 unsafe { libc::_exit(code) }
             }
@@ -345,5 +360,91 @@ pub(crate) fn lifeline() -> io::Result<(OwnedFd, OwnedFd)> {
 impl std::fmt::Display for Death {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
+    }
+}
+
+/// The bootstrap is the pool's alone: its socket sits in a directory only
+/// this user can enter, and a hello that does not carry the secret passed
+/// to the child (or names another pid) is refused, and the child killed.
+#[cfg(test)]
+mod bootstrap {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+    use std::time::Duration;
+
+    use ipc_channel::ipc::{self, IpcSender};
+    use nix::unistd::Pid;
+
+    use super::{Launcher, Started, lifeline, secret};
+    use crate::worker::Hello;
+
+    fn launcher() -> Launcher {
+        Launcher {
+            program: None,
+            lifeline: lifeline().unwrap().0,
+            secret: secret(),
+            start_timeout: Duration::from_secs(10),
+            memory_limit: None,
+        }
+    }
+
+    #[test]
+    fn the_socket_is_in_a_private_directory_under_a_random_name() {
+        let (_a, first) = Launcher::server().unwrap();
+        let (_b, second) = Launcher::server().unwrap();
+        assert_ne!(first, second);
+        let socket = std::path::Path::new(&first);
+        for path in [socket, socket.parent().unwrap()] {
+            let mode = std::fs::metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{path:?} has mode {mode:o}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_fresh_and_long() {
+        let (a, b) = (secret(), secret());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32, "128 bits, hex");
+    }
+
+    /// Another process connects first and sends a hello: with a guessed
+    /// secret, or with the right one but its own pid. Both are refused,
+    /// and the child the pool started is killed and reaped.
+    #[test]
+    fn a_forged_hello_is_refused() {
+        let launcher = launcher();
+        for (forged_secret, forged_pid) in [(Some("0123456789abcdef"), None), (None, Some(1))] {
+            let child = Command::new("sleep").arg("30").spawn().unwrap();
+            let pid = Pid::from_raw(child.id() as i32);
+            let (server, name) = Launcher::server().unwrap();
+            let started = Started {
+                pid,
+                server,
+                name: name.clone(),
+            };
+            let secret = forged_secret.map_or(launcher.secret.clone(), str::to_owned);
+            let forger = std::thread::spawn(move || {
+                let (requests, _keep_rx) = ipc::bytes_channel().unwrap();
+                let (_keep_tx, responses) = ipc::bytes_channel().unwrap();
+                IpcSender::<Hello>::connect(name)
+                    .unwrap()
+                    .send(Hello {
+                        secret,
+                        pid: forged_pid.unwrap_or(pid.as_raw() as u32),
+                        requests,
+                        responses,
+                    })
+                    .unwrap();
+            });
+            let refused = launcher.connect(started).err().expect("refused");
+            forger.join().unwrap();
+            assert!(
+                refused.contains("wrong secret or pid; refused"),
+                "{refused}"
+            );
+            // Killed and reaped: the pid is no child of ours any more.
+            assert!(nix::sys::wait::waitpid(pid, None).is_err());
+            std::mem::forget(child);
+        }
     }
 }

@@ -225,6 +225,82 @@ pub(crate) fn put_failure(out: &mut Vec<u8>, outcome: &Outcome<'_>) {
     }
 }
 
+/// Encodes a whole request with the writers the pool uses (which write
+/// requests piecewise, straight from the typed arguments): the inverse of
+/// [`decode_request`]. `Init`'s id is 0. For tests (`tests/wire_fuzz.rs`).
+///
+/// # Panics
+///
+/// If the task name is 64 KiB or longer, or a part 4 GiB or longer.
+#[doc(hidden)]
+pub fn encode_request(request: &Request<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    match request {
+        Request::Run { id, task, arg } => {
+            request_header(&mut out, REQ_RUN, *id, task);
+            out.extend_from_slice(arg);
+        }
+        Request::Chunk { id, task, args } => {
+            request_header(&mut out, REQ_CHUNK, *id, task);
+            put_count(&mut out, args.len());
+            for arg in args {
+                put_chunk_item(&mut out, copy_in(arg)).unwrap_or_else(|never| match never {});
+            }
+        }
+        Request::Init { task, arg } => {
+            request_header(&mut out, REQ_INIT, 0, task);
+            out.extend_from_slice(arg);
+        }
+    }
+    out
+}
+
+/// Encodes a whole response with the writers the worker uses: the inverse
+/// of [`decode_response`]. `Init`'s id is 0. For tests
+/// (`tests/wire_fuzz.rs`).
+///
+/// # Panics
+///
+/// If a part is 4 GiB or longer.
+#[doc(hidden)]
+pub fn encode_response(response: &Response<'_>) -> Vec<u8> {
+    fn put_outcome(out: &mut Vec<u8>, outcome: &Outcome<'_>) {
+        match outcome {
+            Outcome::Ok(bytes) => {
+                put_ok(out, copy_in(bytes)).unwrap_or_else(|never| match never {})
+            }
+            failure => put_failure(out, failure),
+        }
+    }
+    let mut out = Vec::new();
+    match response {
+        Response::Done { id, outcome } => {
+            response_header(&mut out, *id, false, false);
+            put_outcome(&mut out, outcome);
+        }
+        Response::Chunk { id, outcomes } => {
+            response_header(&mut out, *id, true, false);
+            put_count(&mut out, outcomes.len());
+            for outcome in outcomes {
+                put_outcome(&mut out, outcome);
+            }
+        }
+        Response::Init(outcome) => {
+            response_header(&mut out, 0, false, true);
+            put_outcome(&mut out, outcome);
+        }
+    }
+    out
+}
+
+/// An encoder for [`put_chunk_item`] and [`put_ok`] that copies `bytes`.
+fn copy_in(bytes: &[u8]) -> impl FnOnce(&mut Vec<u8>) -> Result<(), std::convert::Infallible> + '_ {
+    move |out| {
+        out.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 // ---- reading ----
 
 struct Reader<'a> {

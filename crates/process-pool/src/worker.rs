@@ -88,11 +88,12 @@ extern "C" fn boot() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let code = std::panic::catch_unwind(|| {
         let value = value.to_string_lossy();
-        let mut parts = value.splitn(3, ':');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(secret), Some(fd), Some(server)) => {
+        let mut parts = value.splitn(4, ':');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(secret), Some(fd), Some(limit), Some(server)) => {
                 let lifeline = fd.parse().ok().map(settle_descriptors);
-                serve(server, secret, lifeline)
+                let limit = limit.parse().ok().filter(|&bytes: &u64| bytes > 0);
+                serve(server, secret, lifeline, limit)
             }
             _ => {
                 say(format_args!("malformed {BOOT_ENV}"));
@@ -199,8 +200,14 @@ pub(crate) fn refuse_inside_a_worker() {
 }
 
 /// Connects to the parent and serves requests until it hangs up. Returns
-/// the exit status.
-pub(crate) fn serve(server: &str, secret: &str, lifeline: Option<RawFd>) -> i32 {
+/// the exit status. `memory_limit`: this process's `RLIMIT_AS`, set once
+/// connected, before the initializer and the first task.
+pub(crate) fn serve(
+    server: &str,
+    secret: &str,
+    lifeline: Option<RawFd>,
+    memory_limit: Option<u64>,
+) -> i32 {
     if let Some(fd) = lifeline {
         watch_lifeline(fd);
     }
@@ -221,11 +228,44 @@ pub(crate) fn serve(server: &str, secret: &str, lifeline: Option<RawFd>) -> i32 
         Ok((request_rx, response_tx))
     })();
     match connected {
-        Ok((requests, responses)) => serve_loop(&requests, &responses),
+        Ok((requests, responses)) => {
+            if let Some(bytes) = memory_limit
+                && let Err(e) = limit_address_space(bytes)
+            {
+                say(format_args!(
+                    "cannot set the memory limit of {bytes} bytes: {e}"
+                ));
+                return 4;
+            }
+            serve_loop(&requests, &responses)
+        }
         Err(e) => {
             say(format_args!("cannot reach the pool: {e}"));
             3
         }
+    }
+}
+
+/// Sets this process's address-space limit (soft and hard) to `bytes`:
+/// past it, `mmap` and `brk` fail, so an allocation fails and Rust aborts
+/// the worker (SIGABRT), which dies alone.
+/// A hard limit already lower than `bytes` is kept.
+fn limit_address_space(bytes: u64) -> std::io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on this process, with valid pointers.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    limit.rlim_max = limit.rlim_max.min(bytes as libc::rlim_t);
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -374,4 +414,110 @@ fn run_one(task: &str, entry: Option<&registry::TaskEntry>, arg: &[u8], out: &mu
         }
     }
     wire::put_failure(out, &outcome);
+}
+
+/// Forged requests: a worker runs only registered tasks on arguments that
+/// decode as their type, and refuses bytes that are not a request at all.
+/// The worker's loop runs here on a thread, over in-process channels, with
+/// the bytes a process that got hold of its channel could send.
+#[cfg(test)]
+mod forged_requests {
+    use std::any::TypeId;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use ipc_channel::ipc;
+
+    use crate::codec;
+    use crate::registry::{TASKS, TaskEntry, invoke};
+    use crate::wire::{self, Outcome, Response};
+
+    /// How many times [`triple`] ran.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    fn triple((a, b, c): (u64, u64, u64)) -> u64 {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        a + b + c
+    }
+
+    const NAME: &str = "forged_requests::triple";
+
+    // What `#[task]` generates, written out (the macro names the facade
+    // crate, which this crate's tests cannot see).
+    #[linkme::distributed_slice(TASKS)]
+    static TRIPLE: TaskEntry = TaskEntry {
+        name: NAME,
+        arg: TypeId::of::<(u64, u64, u64)>,
+        ret: TypeId::of::<u64>,
+        addr: || triple as fn((u64, u64, u64)) -> u64 as usize,
+        invoke: |bytes, out| invoke(triple, bytes, out),
+    };
+
+    /// Runs the worker's loop on `requests`, one at a time; returns each
+    /// response (`None` once the loop has ended) and the loop's status.
+    fn serve(requests: Vec<Vec<u8>>) -> (Vec<Option<Vec<u8>>>, i32) {
+        let (to_worker, worker_in) = ipc::bytes_channel().unwrap();
+        let (worker_out, from_worker) = ipc::bytes_channel().unwrap();
+        let worker = std::thread::spawn(move || super::serve_loop(&worker_in, &worker_out));
+        let mut answers = Vec::new();
+        for request in requests {
+            if to_worker.send(&request).is_err() {
+                answers.push(None);
+                continue;
+            }
+            answers.push(from_worker.recv().ok());
+        }
+        drop(to_worker);
+        (answers, worker.join().unwrap())
+    }
+
+    fn run(task: &str, arg: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        wire::request_header(&mut m, wire::REQ_RUN, 1, task);
+        m.extend_from_slice(arg);
+        m
+    }
+
+    fn outcome(answer: &Option<Vec<u8>>) -> Outcome<'_> {
+        match wire::decode_response(answer.as_deref().expect("an answer")) {
+            Ok(Response::Done { id: 1, outcome }) => outcome,
+            other => panic!("not the answer to request 1: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unregistered_task_wrong_type_and_garbage_are_refused() {
+        let good = codec::encode(&(1_u64, 2_u64, 3_u64)).unwrap();
+        let (answers, status) = serve(vec![
+            // A name no `#[task]` registered: refused, nothing runs.
+            run("std::process::exit", &codec::encode(&0_i32).unwrap()),
+            // The right name, an argument of another type: refused.
+            run(NAME, &codec::encode(&"rm -rf /").unwrap()),
+            run(NAME, &[]),
+            // The worker carries on: a well-formed request still runs.
+            run(NAME, &good),
+            // Bytes that are no request: the worker stops serving.
+            b"\xffnot a request".to_vec(),
+            run(NAME, &good),
+        ]);
+        assert_eq!(
+            outcome(&answers[0]),
+            Outcome::UnknownTask("std::process::exit")
+        );
+        for answer in &answers[1..3] {
+            match outcome(answer) {
+                Outcome::DecodeArgs { type_name, .. } => {
+                    assert_eq!(type_name, std::any::type_name::<(u64, u64, u64)>())
+                }
+                other => panic!("expected DecodeArgs, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            outcome(&answers[3]),
+            Outcome::Ok(&codec::encode(&6_u64).unwrap())
+        );
+        assert_eq!(RUNS.load(Ordering::SeqCst), 1, "only the valid request ran");
+        assert_eq!(answers[4], None, "garbage gets no answer");
+        assert_eq!(answers[5], None, "nor does anything after it");
+        assert_eq!(status, 5, "the worker stops on a request it cannot parse");
+    }
 }

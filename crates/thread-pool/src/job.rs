@@ -59,6 +59,10 @@ where
             body: UnsafeCell::new(Some((completer, f))),
         });
         let hook: Arc<dyn InlineRun> = job.clone();
+        // Under loom the core's futures take loom's `Arc` (only the loom
+        // model checks are built so, and they never build a job).
+        #[cfg(loom)]
+        let hook = loom::sync::Arc::from_std(hook);
         // SAFETY: the job has not been queued, so no other thread can reach
         // it yet; reading the body through `&` here races with nothing.
         if let Some((completer, _)) = unsafe { (*job.body.get()).as_ref() } {

@@ -22,6 +22,14 @@
 
 mod job;
 mod registry;
+#[cfg(not(loom))]
+mod sleep;
+/// The sleep/wake and shutdown protocol, public only in loom builds, for the
+/// model checks in `tests/loom.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod sleep;
+mod sync;
 
 use std::fmt;
 use std::sync::Arc;

@@ -8,16 +8,14 @@
 //! injector, then steals from the other workers.
 //!
 //! # Sleeping and waking (no lost wake-up)
-//! A worker that finds nothing spins briefly, then takes `sleep_lock`,
-//! increments `sleepers`, issues a SeqCst fence, looks at the queues once
-//! more and only then waits on `sleep_cv` (releasing the lock atomically).
-//! A submitter pushes its job, issues a SeqCst fence, and reads `sleepers`;
-//! if non-zero it takes `sleep_lock` and signals `sleep_cv`.
-//! The two fences order "push; read sleepers" against "raise sleepers;
-//! look at queues", so at least one side sees the other: either the worker
-//! sees the job, or the submitter sees the sleeper, and then it can only
-//! signal after the worker is waiting (it needs the lock the worker holds
-//! until it waits). An idle pool is all threads blocked in `wait`: no CPU.
+//! The protocol and its invariants live in `sleep.rs` (the `Sleep` unit,
+//! which the loom model checks in `tests/loom.rs` drive). In short: a
+//! worker that finds nothing spins briefly, then registers as a sleeper
+//! under a lock, fences, looks at every queue once more (`has_work`) and
+//! only then waits; whoever makes a job visible (a submit's push, or a
+//! worker that moved a batch into its own deque) fences, and signals under
+//! the lock if anyone sleeps. So no job stays queued while every worker
+//! sleeps. An idle pool is all threads blocked in `wait`: no CPU.
 //!
 //! # Lazy start and idle reuse
 //! Like CPython, a submit that finds no idle worker starts a new thread
@@ -37,28 +35,27 @@
 //! worker writes off the hot path.
 //!
 //! # Shutdown
-//! `gate` packs the shutdown bit (bit 0) with twice the number of submits
-//! in progress. A submit adds 2 and backs out if the bit is set; shutdown
-//! sets the bit. A worker exits only when it sees the bit with no submit in
-//! progress and no queued work, so a submit that passed the check always
-//! has its job run.
+//! `Sleep`'s gate packs the shutdown bit with the number of submits in
+//! progress. A submit enters the gate and backs out if the bit is set;
+//! shutdown sets the bit and wakes every sleeper. A worker exits only when
+//! it sees the bit with no submit in progress and no queued work, so a
+//! submit that passed the gate always has its job run.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 
 use concurrent_futures_core::{TaskError, catch_panic};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::job::JobRef;
+use crate::sleep::Sleep;
 
 /// An initializer, normalised: `Err` carries the reason it failed.
 pub(crate) type Initializer = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
-const SHUTDOWN: usize = 1;
-const SUBMIT: usize = 2;
 /// How many times an idle worker looks for work before it sleeps.
 const SPIN_ROUNDS: usize = 64;
 
@@ -88,17 +85,9 @@ pub(crate) struct Registry {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Jobs queued plus jobs running (see "Lazy start" above).
     load: AtomicUsize,
-    gate: AtomicUsize,
-    sleepers: AtomicUsize,
-    sleep_lock: Mutex<SleepState>,
-    sleep_cv: Condvar,
-    exit_cv: Condvar,
+    /// Sleep/wake and shutdown (the gate, the sleepers, the live workers).
+    sleep: Sleep,
     broken: OnceLock<String>,
-}
-
-struct SleepState {
-    /// Worker threads that have not exited.
-    alive: usize,
 }
 
 struct Local {
@@ -138,11 +127,7 @@ impl Registry {
             started: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
             load: AtomicUsize::new(0),
-            gate: AtomicUsize::new(0),
-            sleepers: AtomicUsize::new(0),
-            sleep_lock: Mutex::new(SleepState { alive: 0 }),
-            sleep_cv: Condvar::new(),
-            exit_cv: Condvar::new(),
+            sleep: Sleep::new(),
             broken: OnceLock::new(),
         })
     }
@@ -158,20 +143,12 @@ impl Registry {
         if let Some(reason) = self.broken.get() {
             return Err(broken(reason));
         }
-        let prev = self.gate.fetch_add(SUBMIT, Ordering::SeqCst);
-        if prev & SHUTDOWN != 0 {
-            self.gate.fetch_sub(SUBMIT, Ordering::SeqCst);
+        if !self.sleep.begin_submit() {
             return Err(TaskError::ShutDown);
         }
         let result = self.enqueue(make_job);
-        let prev = self.gate.fetch_sub(SUBMIT, Ordering::SeqCst);
-        if prev & SHUTDOWN != 0 {
-            // Shutdown began meanwhile: workers, and a `shutdown(wait)`,
-            // may be waiting for us to finish.
-            let _g = lock(&self.sleep_lock);
-            self.sleep_cv.notify_all();
-            self.exit_cv.notify_all();
-        }
+        // Wakes everyone if shutdown began meanwhile.
+        self.sleep.end_submit();
         result
     }
 
@@ -197,11 +174,9 @@ impl Registry {
         if let Some(job) = job {
             self.injector.push(job);
         }
-        fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
-            let _g = lock(&self.sleep_lock);
-            self.sleep_cv.notify_one();
-        }
+        // The job is visible: wake a sleeper if there is one (no lost
+        // wake-up: see `sleep.rs`).
+        self.sleep.notify_one();
         if let Some(reason) = self.broken.get() {
             // The pool broke while we queued: fail what is queued, ours too.
             self.drain(|j| j.abort(broken(reason)));
@@ -230,7 +205,7 @@ impl Registry {
             builder = builder.stack_size(size);
         }
         let registry = self.clone();
-        lock(&self.sleep_lock).alive += 1;
+        self.sleep.worker_starting();
         match builder.spawn(move || registry.main_loop(index, deque)) {
             Ok(handle) => {
                 // Registered only once the thread exists, so a failed spawn
@@ -241,7 +216,7 @@ impl Registry {
                 Ok(())
             }
             Err(e) => {
-                lock(&self.sleep_lock).alive -= 1;
+                self.sleep.worker_not_started();
                 if index == 0 {
                     Err(TaskError::Broken {
                         reason: format!("could not start a worker thread: {e}"),
@@ -318,9 +293,14 @@ impl Registry {
         if let Some(job) = deque.pop() {
             return Some(job);
         }
+        // `deque` is empty here (only this thread pushes to it), so if it is
+        // not after a batch steal, the batch moved more than one job.
         loop {
             match self.injector.steal_batch_and_pop(deque) {
-                Steal::Success(job) => return Some(job),
+                Steal::Success(job) => {
+                    self.published_batch(deque);
+                    return Some(job);
+                }
                 Steal::Retry => continue,
                 Steal::Empty => break,
             }
@@ -335,7 +315,10 @@ impl Registry {
                 }
                 if let Some(stealer) = slot.stealer.get() {
                     match stealer.steal_batch_and_pop(deque) {
-                        Steal::Success(job) => return Some(job),
+                        Steal::Success(job) => {
+                            self.published_batch(deque);
+                            return Some(job);
+                        }
                         Steal::Retry => retry = true,
                         Steal::Empty => {}
                     }
@@ -345,6 +328,24 @@ impl Registry {
         None
     }
 
+    /// After a batch steal into `deque`: if it moved more than one job, the
+    /// rest are now visible in our deque, and we are about to run a job that
+    /// may take long. While the batch was in transit (taken from its source,
+    /// not yet published in `deque`) no `has_work` could see it, so a worker
+    /// may have gone to sleep meanwhile with nobody left to wake it: like a
+    /// push, publishing the batch wakes a sleeper (`sleep.rs`). Only when the
+    /// batch had several jobs: a fence and a load, a lock only if someone
+    /// sleeps.
+    #[inline]
+    fn published_batch(&self, deque: &Worker<JobRef>) {
+        if !deque.is_empty() {
+            self.sleep.notify_one();
+        }
+    }
+
+    /// Whether any queue holds a job: every place a job can be made visible
+    /// in (the injector and every started worker's deque, this worker's
+    /// own included), as `Sleep::sleep_until` requires.
     fn has_work(&self) -> bool {
         if !self.injector.is_empty() {
             return true;
@@ -367,26 +368,7 @@ impl Registry {
                 thread::yield_now();
             }
         }
-        let mut state = lock(&self.sleep_lock);
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        let keep_going = loop {
-            if self.has_work() {
-                break true;
-            }
-            if self.gate.load(Ordering::SeqCst) == SHUTDOWN {
-                break false;
-            }
-            state = self.sleep_cv.wait(state).unwrap_or_else(|p| p.into_inner());
-        };
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
-        drop(state);
-        keep_going
-    }
-
-    fn wake_all(&self) {
-        let _g = lock(&self.sleep_lock);
-        self.sleep_cv.notify_all();
+        self.sleep.sleep_until(|| self.has_work())
     }
 
     /// Takes every queued job (from the injector and every worker's deque)
@@ -418,22 +400,18 @@ impl Registry {
     }
 
     pub(crate) fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.gate.fetch_or(SHUTDOWN, Ordering::SeqCst);
+        self.sleep.begin_shutdown();
         if cancel_futures {
             self.drain(|j| j.cancel());
         }
-        self.wake_all();
+        self.sleep.notify_all();
         if !wait {
             return;
         }
         let me_in_pool = current_pool() == Some(self.id);
-        let mut state = lock(&self.sleep_lock);
-        // Also wait out submits still in progress: one may be about to
+        // Also waits out submits still in progress: one may be about to
         // start the first worker for a task it was allowed to queue.
-        while state.alive > usize::from(me_in_pool) || self.gate.load(Ordering::SeqCst) >= SUBMIT {
-            state = self.exit_cv.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-        drop(state);
+        self.sleep.wait_for_exit(usize::from(me_in_pool));
         let handles = std::mem::take(&mut *lock(&self.threads));
         let me = thread::current().id();
         for handle in handles {
@@ -448,7 +426,7 @@ impl Registry {
     }
 
     pub(crate) fn alive_workers(&self) -> usize {
-        lock(&self.sleep_lock).alive
+        self.sleep.alive()
     }
 }
 
@@ -457,9 +435,7 @@ struct ExitGuard<'a>(&'a Registry);
 
 impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
-        let mut state = lock(&self.0.sleep_lock);
-        state.alive -= 1;
-        self.0.exit_cv.notify_all();
+        self.0.sleep.worker_exited();
     }
 }
 
