@@ -564,6 +564,9 @@ fn groups(s: &Settings, python: bool) -> Vec<Vec<Job>> {
 
 fn paired_phase<'a>(python: Option<&'a Python>, s: &'a Settings) -> Report<'a> {
     let load_before = load_average();
+    // One second each side; not worth it on a smoke run.
+    let busy = || if s.full { cpu_busy_percent() } else { f64::NAN };
+    let busy_before = busy();
     let total = s.warm_up_runs + s.runs;
     println!(
         "== workloads: fib({}) and {} sleeps of {} ms, workers {:?}; {} runs after {} warm-up ==",
@@ -620,12 +623,48 @@ fn paired_phase<'a>(python: Option<&'a Python>, s: &'a Settings) -> Report<'a> {
         }
     }
     println!("(paired runs: {:.0} s)", started.elapsed().as_secs_f64());
+    let busy_after = busy();
+    if s.full {
+        println!(
+            "(cores busy with other work: {busy_before:.0} % before, {busy_after:.0} % after)"
+        );
+    }
     Report {
         load: (load_before, load_average()),
+        busy: (busy_before, busy_after),
         settings: s,
         python,
         runs,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// How busy every core of the machine was over one second, in percent
+/// (from `/proc/stat`; NaN where it cannot be read). Called while this
+/// bench runs nothing, it measures the other work on the machine.
+fn cpu_busy_percent() -> f64 {
+    let sample = || -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal ...
+        let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+        Some((ticks.iter().take(8).sum(), idle))
+    };
+    let Some((total0, idle0)) = sample() else {
+        return f64::NAN;
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    match sample() {
+        Some((total1, idle1)) if total1 > total0 => {
+            100.0 * (1.0 - (idle1 - idle0) as f64 / (total1 - total0) as f64)
+        }
+        _ => f64::NAN,
     }
 }
 
@@ -672,6 +711,8 @@ fn ideal_makespan(work: &[f64], workers: usize, cores: usize) -> f64 {
 struct Report<'a> {
     /// `/proc/loadavg` before and after the paired runs.
     load: (String, String),
+    /// [`cpu_busy_percent`] before and after the paired runs.
+    busy: (f64, f64),
     settings: &'a Settings,
     python: Option<&'a Python>,
     runs: Vec<RunFigures>,
@@ -884,6 +925,12 @@ impl Report<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let _ = writeln!(
+            md,
+            "| Other work | the cores {} % busy in the second before the paired runs, {} % in the second after (`/proc/stat`, this bench idle) |",
+            fmt_num(self.busy.0, 0),
+            fmt_num(self.busy.1, 0)
+        );
         if let Some(note) = self.load_note() {
             let _ = writeln!(md, "\n{note}");
         }
@@ -893,21 +940,14 @@ impl Report<'_> {
         md
     }
 
-    /// A warning when the load averages say that other work shared the
-    /// cores: more than 1 before the runs (the bench had not started), or
-    /// more than the cores plus a half after them (the bench itself keeps
-    /// one or two busy).
+    /// A warning when other work kept the cores busy just before or just
+    /// after the paired runs (the load average lags by a minute, so it
+    /// would blame the bench's own runs or work already gone).
     fn load_note(&self) -> Option<String> {
-        let first = |l: &str| -> f64 {
-            l.split_whitespace()
-                .next()
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(f64::NAN)
-        };
-        let (before, after) = (first(&self.load.0), first(&self.load.1));
-        (before > 1.0 || after > self.cores as f64 + 0.5).then(|| {
+        let (before, after) = self.busy;
+        (before > 10.0 || after > 10.0).then(|| {
             format!(
-                "**Other work shared the {} cores during this run** (1-minute load average {before:.2} before the runs, {after:.2} after): the CPU-bound figures (fib, and any speed-up from a second worker) are pessimistic and noisy; the sleeps suffer least.",
+                "**Other work shared the {} cores during this run**: they were {before:.0} % busy in the second before the runs and {after:.0} % in the second after (this bench idle). The CPU-bound figures (fib, and any speed-up from a second worker) are pessimistic and noisy; the sleeps suffer least.",
                 self.cores
             )
         })

@@ -18,7 +18,7 @@
 //! One test in its own binary, so no other test's children or files change
 //! what it counts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,7 +28,7 @@ use concurrent_futures::{ProcessPoolExecutor, TaskError, TaskFuture, task};
 
 mod support;
 
-use support::HangGuard;
+use support::{HangGuard, children, open_fds};
 
 /// What a task does, and so what its future must end with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,15 +86,7 @@ fn panics(_: ()) -> u64 {
 /// writes them.
 #[task]
 fn abort(_: ()) -> u64 {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on this process's own limits and flags.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
+    support::no_core_dump();
     std::process::abort()
 }
 
@@ -120,26 +112,6 @@ fn spin(_: ()) -> u64 {
 #[task]
 fn echo(bytes: Vec<u8>) -> Vec<u8> {
     bytes
-}
-
-fn open_fds() -> BTreeSet<String> {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let target = std::fs::read_link(e.path()).ok()?.display().to_string();
-            (!target.ends_with("/fd")).then(|| format!("{:?} -> {target}", e.file_name()))
-        })
-        .collect()
-}
-
-/// Every child of every thread of this process.
-fn children() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
-        .flat_map(|c| c.split_whitespace().map(String::from).collect::<Vec<_>>())
-        .collect()
 }
 
 /// A small deterministic generator (xorshift64*), for the mix's order.
@@ -256,7 +228,11 @@ fn chaos_soak() {
     let kinds = schedule(total, env_number("CF_CHAOS_SEED", 0x5eed));
     let _ = std::env::current_exe();
     let fds_before = open_fds();
-    assert_eq!(children(), Vec::<String>::new(), "children before the soak");
+    assert!(
+        children().is_empty(),
+        "children before the soak: {:?}",
+        children()
+    );
 
     let dir = std::env::temp_dir().join(format!("cf-chaos-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -341,6 +317,6 @@ fn chaos_soak() {
     drop(pool);
     drop(listener);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(children(), Vec::<String>::new(), "children left");
+    assert!(children().is_empty(), "children left: {:?}", children());
     assert_eq!(open_fds(), fds_before, "descriptors leaked");
 }

@@ -3,6 +3,7 @@
 //! for hangs, checked for leftover processes, threads and descriptors),
 //! and the [`fault_scenario`] most fault cells share.
 
+use crate::support::{children, open_fds};
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -276,10 +277,20 @@ impl Cell {
             // Handler threads, joined by the pool's drop.
             Exec::Fork | Exec::Spawn => "cf-process-".to_owned(),
         };
-        let threads: Vec<_> = thread_names()
-            .into_iter()
-            .filter(|n| n.starts_with(&thread_prefix))
-            .collect();
+        // A joined thread can stay listed in /proc for a moment: the
+        // kernel wakes the joiner (clearing the thread's tid) before it
+        // removes the thread's entry. So look again, for a bounded time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let threads = loop {
+            let threads: Vec<_> = thread_names()
+                .into_iter()
+                .filter(|n| n.starts_with(&thread_prefix))
+                .collect();
+            if threads.is_empty() || std::time::Instant::now() >= deadline {
+                break threads;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
         if !threads.is_empty() {
             problems.push(format!("threads left: {threads:?}"));
         }
@@ -292,32 +303,6 @@ impl Cell {
             "after the pool was dropped: {problems:#?}"
         );
     }
-}
-
-/// This process's open descriptors, as `"<fd> -> <target>"`.
-fn open_fds() -> BTreeSet<String> {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let target = std::fs::read_link(e.path()).ok()?.display().to_string();
-            // The listing's own directory handle comes and goes.
-            (!target.ends_with("/fd")).then(|| format!("{:?} -> {target}", e.file_name()))
-        })
-        .collect()
-}
-
-/// Every child of every thread of this process.
-fn children() -> BTreeSet<u32> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace()
-                .map(|p| p.parse().expect("a pid"))
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 /// The names of this process's threads (at most 15 bytes each).

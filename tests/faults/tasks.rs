@@ -116,18 +116,7 @@ pub fn init_panics(gate: GateRef) {
     panic!("{INIT_PANIC}")
 }
 
-/// Keeps a crashing worker from writing a core file.
-fn no_core_dump() {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on this process's own limits and flags.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
-}
+use crate::support::no_core_dump;
 
 /// `Serialize` returns an error (CPython's `ErrorAtPickle`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

@@ -54,18 +54,7 @@ pub fn exit(code: i32) -> ! {
     unsafe { libc::exit(code) }
 }
 
-/// Keeps a crashing worker from writing a core file.
-pub fn no_core_dump() {
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on this process's own limits and flags.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
-}
+pub use crate::support::no_core_dump;
 
 /// A real segmentation fault, not a `raise`: a volatile write to address
 /// 8, in the first page, which is never mapped. The pointer is non-null

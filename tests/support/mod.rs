@@ -432,3 +432,46 @@ impl Drop for HangGuard {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Process hygiene: descriptors, children, core files
+// ---------------------------------------------------------------------------
+
+/// This process's open descriptors, as `"<fd> -> <target>"`.
+pub fn open_fds() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?.display().to_string();
+            // The listing's own directory handle comes and goes.
+            (!target.ends_with("/fd")).then(|| format!("{:?} -> {target}", e.file_name()))
+        })
+        .collect()
+}
+
+/// The pid of every child of every thread of this process.
+pub fn children() -> std::collections::BTreeSet<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .map(|p| p.parse().expect("a pid"))
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Keeps a worker that is about to crash from writing a core file.
+pub fn no_core_dump() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on this process's own limits and flags.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
