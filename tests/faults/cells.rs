@@ -15,7 +15,7 @@ use concurrent_futures::{
 use crate::harness::{
     Cell, Exec, Fate, Pool, WORKERS, error, fault_scenario, pid_of, says, value, wait_for_workers,
 };
-use crate::support::{Gate, GateRef, SHORT_TIMEOUT};
+use crate::support::{Gate, GateRef, OpenOnDrop, SHORT_TIMEOUT, address_space};
 use crate::tasks::{
     self, DECODE_REFUSAL, ENCODE_REFUSAL, EXIT_CODE, INIT_PANIC, RefuseDecode, RefuseEncode,
     TASK_PANIC,
@@ -96,16 +96,6 @@ fn refuses_after_shutdown(pool: &Pool) {
         &err.to_string(),
         &["cannot schedule new futures after shutdown"],
     );
-}
-
-/// Opens its gate when dropped, so that a failing check cannot leave tasks
-/// blocked behind a `shutdown(wait = true)`.
-struct OpenOnDrop<'a>(&'a Gate);
-
-impl Drop for OpenOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.open();
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -191,17 +181,6 @@ pub fn sigkill(cell: Cell) {
         |err, pid| expect_died(err, pid, SIGKILL, None, "killed by signal 9 (SIGKILL)"),
     );
     cell.finish(pool);
-}
-
-/// `VmSize` of this process, in bytes: what a forked worker starts with.
-fn address_space() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmSize line");
-    kib << 10
 }
 
 /// The task reserves (touching none of it) more address space than the

@@ -8,7 +8,7 @@ use concurrent_futures::{
 };
 
 use crate::payloads::Crash;
-use crate::support::{Gate, GateRef, HangGuard, SHORT_TIMEOUT};
+use crate::support::{Gate, GateRef, HangGuard, OpenOnDrop, SHORT_TIMEOUT};
 use crate::tasks::{self, INIT_EXIT, INIT_PANIC, INIT_REFUSAL};
 use crate::{WORKERS, error, pid_of, pool, value, wait_until};
 
@@ -24,16 +24,6 @@ for_each_start_method!(
     shutdown_nowait_while_busy,
     shutdown_cancel_futures_with_backlog,
 );
-
-/// Opens its gate when dropped, so that a failing check cannot leave
-/// tasks blocked behind a `shutdown(wait = true)`.
-struct OpenOnDrop<'a>(&'a Gate);
-
-impl Drop for OpenOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.open();
-    }
-}
 
 /// Runs beside `pool.shutdown(..)` in another thread: waits (bounded)
 /// until the pool refuses work because it is shutting down, then opens the

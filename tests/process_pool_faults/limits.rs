@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use concurrent_futures::{Executor, MapOptions, ProcessPoolExecutor, StartMethod, TaskError};
 
-use crate::support::{Gate, HangGuard};
+use crate::support::{Gate, HangGuard, address_space};
 use crate::tasks;
 use crate::{Fate, error, fault_scenario, fault_scenario_with, pid_of, value, wait_for_workers};
 
@@ -128,17 +128,6 @@ fn a_chunk_gets_the_limit_per_item(method: StartMethod) {
         .map(Result::unwrap)
         .collect();
     assert_eq!(naps, [60; 4]);
-}
-
-/// `VmSize` of this process, in bytes: what a forked worker starts with.
-fn address_space() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmSize line");
-    kib << 10
 }
 
 /// A task that reserves more address space than the limit: its allocation

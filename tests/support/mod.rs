@@ -475,3 +475,24 @@ pub fn no_core_dump() {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
 }
+
+/// `VmSize` of this process, in bytes: what a forked worker starts with.
+pub fn address_space() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmSize line");
+    kib << 10
+}
+
+/// Opens its gate when dropped, so that a failing check cannot leave tasks
+/// blocked behind a `shutdown(wait = true)`.
+pub struct OpenOnDrop<'a>(pub &'a Gate);
+
+impl Drop for OpenOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
