@@ -96,7 +96,7 @@ use common::*;
 const WORKERS: usize = 2;
 const CHUNKSIZE: usize = 1000;
 /// The crates that matter here, whose versions in Cargo.lock the report gives.
-const REPORTED_CRATES: &[&str] = &["ipc-channel", "bincode", "postcard", "serde", "criterion"];
+const REPORTED_CRATES: &[&str] = &["bincode", "postcard", "serde", "criterion"];
 const PY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/ppe_bench.py");
 /// The codec this build encodes payloads with.
 const CODEC: &str = if cfg!(feature = "postcard") {

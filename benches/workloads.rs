@@ -84,13 +84,7 @@ use common::*;
 
 /// The crates that matter here, whose versions in Cargo.lock the report
 /// gives.
-const REPORTED_CRATES: &[&str] = &[
-    "rayon",
-    "rayon-core",
-    "crossbeam-channel",
-    "ipc-channel",
-    "bincode",
-];
+const REPORTED_CRATES: &[&str] = &["rayon", "rayon-core", "crossbeam-channel", "bincode"];
 const PY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/workloads.py");
 const COMMAND: &str = "cargo bench --bench workloads";
 

@@ -15,6 +15,7 @@
 //! Linux only.
 #![warn(missing_docs)]
 
+mod channel;
 pub mod codec;
 mod pool;
 mod process;

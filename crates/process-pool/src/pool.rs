@@ -33,7 +33,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -46,13 +45,13 @@ use concurrent_futures_core::{
 };
 use serde::de::DeserializeOwned;
 
+use crate::channel::Sender;
 use crate::codec::{self, CodecError};
 use crate::process::{self, Launcher, Started, Worker};
 use crate::registry;
 use crate::watchdog::Watchdog;
 use crate::wire::{self, Outcome, Response};
 use crate::worker;
-use ipc_channel::ipc::IpcBytesSender;
 use nix::unistd::Pid;
 
 /// How worker processes are started.
@@ -301,17 +300,12 @@ impl ProcessPoolBuilder {
             return Err(ConfigError::new("memory_limit must be greater than 0"));
         }
         let initializer = self.initializer.transpose()?;
-        let (lifeline, lifeline_keep) = process::lifeline()
-            .map_err(|e| ConfigError::new(format!("cannot create the lifeline pipe: {e}")))?;
         let shared = Arc::new(Shared {
             launcher: Launcher {
                 program: self.program,
-                lifeline,
-                secret: process::secret(),
                 start_timeout: self.start_timeout,
                 memory_limit: self.memory_limit,
             },
-            _lifeline_keep: lifeline_keep,
             initializer,
             max_workers,
             max_tasks_per_child: self.max_tasks_per_child,
@@ -405,9 +399,6 @@ pub struct ProcessPoolExecutor {
 
 struct Shared {
     launcher: Launcher,
-    /// The write end of the lifeline: closed when the last handler is gone
-    /// (or the process dies), which tells every worker to leave.
-    _lifeline_keep: OwnedFd,
     initializer: Option<InitSpec>,
     max_workers: usize,
     max_tasks_per_child: Option<usize>,
@@ -452,7 +443,7 @@ struct State {
     /// (`max_tasks_per_child`; unlimited otherwise).
     budget: Vec<usize>,
     /// Each connected worker's request channel: the only handle on it.
-    senders: Vec<Option<IpcBytesSender>>,
+    senders: Vec<Option<Sender>>,
 }
 
 /// How many jobs a busy worker holds: the one it runs and the next, which
@@ -730,7 +721,7 @@ impl Shared {
     /// lock, without holding the lock; then records how
     /// it went. The worker may answer, and its handler take the job,
     /// before that record: then there is nothing left to mark.
-    fn send(&self, slot: usize, id: u64, request: Arc<Vec<u8>>, sender: Option<IpcBytesSender>) {
+    fn send(&self, slot: usize, id: u64, request: Arc<Vec<u8>>, sender: Option<Sender>) {
         let ok = sender.is_some_and(|tx| tx.send(&request).is_ok());
         drop(request);
         let mut state = self.lock();
@@ -814,11 +805,12 @@ impl Handler {
         let mut request = Vec::with_capacity(init.arg.len() + 64);
         wire::request_header(&mut request, wire::REQ_INIT, 0, init.name);
         request.extend_from_slice(&init.arg);
+        let mut worker = worker;
         let answer = match worker.requests.send(&request) {
             Ok(()) => worker.responses.recv().ok(),
             Err(_) => None,
         };
-        let verdict = match answer.as_deref().map(wire::decode_response) {
+        let verdict = match answer.map(wire::decode_response) {
             Some(Ok(Response::Init(Outcome::Ok(bytes)))) => (init.check)(bytes),
             Some(Ok(Response::Init(outcome))) => match outcome_into::<()>(outcome) {
                 Err(TaskError::Panicked { message }) => Err(format!("it panicked: {message}")),
@@ -868,7 +860,7 @@ impl Handler {
     /// to give, the slot goes idle. `retire` (or a spent budget): close the
     /// worker's channel instead (it exits once it has answered what it
     /// holds).
-    fn fill(&self, retire: bool) -> (Option<IpcBytesSender>, Sends) {
+    fn fill(&self, retire: bool) -> (Option<Sender>, Sends) {
         let mut state = self.shared.lock();
         let state = &mut *state;
         let slot = self.slot;
@@ -969,7 +961,7 @@ impl Handler {
         let Worker {
             pid,
             requests,
-            responses,
+            mut responses,
         } = worker;
         {
             let mut state = self.shared.lock();
@@ -1051,7 +1043,7 @@ impl Handler {
             };
             let job = state.in_flight[self.slot].pop_front().map(|(job, _)| job);
             drop(state);
-            let delivered = match (job, wire::decode_response(&bytes)) {
+            let delivered = match (job, wire::decode_response(bytes)) {
                 (Some(job), Ok(response)) if response_id(&response) == Some(job.id) => {
                     job.sink.deliver(response);
                     true

@@ -6,21 +6,19 @@
 //! `-1`, so other children of the program are left alone), and reaps it
 //! before starting the next: no zombie outlives its handler.
 
-use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
-use crate::worker::{self, Hello};
+use crate::channel::{self, Receiver, Sender};
+use crate::worker;
 
 /// How a worker ended: the signal that killed it or its exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,28 +42,26 @@ impl Death {
     }
 }
 
-/// A connected worker: its pid and its two channel ends.
+/// A connected worker: its pid and the two directions of its channel.
 pub(crate) struct Worker {
     pub pid: Pid,
-    pub requests: IpcBytesSender,
-    pub responses: IpcBytesReceiver,
+    pub requests: Sender,
+    pub responses: Receiver,
 }
 
-/// What every start needs: the program, the lifeline and the secret.
+/// What every start needs.
 pub(crate) struct Launcher {
     pub program: Option<PathBuf>,
-    pub lifeline: OwnedFd,
-    pub secret: String,
     pub start_timeout: Duration,
     /// Each worker's `RLIMIT_AS`, in bytes.
     pub memory_limit: Option<u64>,
 }
 
-/// A child that has been started but has not connected yet.
+/// A child that has been started but has not said hello yet: its pid and
+/// the parent's end of its channel.
 pub(crate) struct Started {
     pid: Pid,
-    server: IpcOneShotServer<Hello>,
-    name: String,
+    socket: OwnedFd,
 }
 
 impl Started {
@@ -76,162 +72,263 @@ impl Started {
 }
 
 impl Launcher {
-    /// A one-shot bootstrap server for one worker, at a fresh random path
-    /// (ipc-channel's temporary directory), made private: the directory
-    /// `0700` and the socket `0600`, so no other user can connect whatever
-    /// the umask (ipc-channel leaves both to it: `0755` under the usual
-    /// `022`). A process of the same user that connects first still cannot
-    /// inject anything: its hello lacks the secret and is refused.
-    fn server() -> io::Result<(IpcOneShotServer<Hello>, String)> {
-        use std::os::unix::fs::PermissionsExt;
-        let (server, name) = IpcOneShotServer::new()?;
-        let socket = std::path::Path::new(&name);
-        if let Some(dir) = socket.parent() {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
-        Ok((server, name))
+    /// The parent's and the child's end of a new worker's channel. The
+    /// parent's end asks the kernel for the credentials of whoever writes
+    /// to it (`SO_PASSCRED`), for the hello's check.
+    fn channel() -> Result<(OwnedFd, OwnedFd), String> {
+        let (ours, theirs) = channel::socket_pair()
+            .map_err(|e| describe_start_error("cannot create a worker's channel", &e))?;
+        set_passcred(&ours, true).map_err(|e| format!("cannot set up a worker's channel: {e}"))?;
+        Ok((ours, theirs))
     }
 
     /// Starts the current executable (or the named program) as a worker.
+    /// Its end of the channel becomes its stdin: the one descriptor that
+    /// `Command` passes without a `pre_exec` hook, so std starts the child
+    /// with `posix_spawn` (vfork-style), whose cost does not grow with this
+    /// process's memory. The worker moves it off stdin first thing. The
+    /// environment says only that the process is a worker (and its memory
+    /// limit): it holds nothing another process could use.
     pub(crate) fn spawn(&self) -> Result<Started, String> {
         // Reading the boot entry keeps the linker from dropping it, which
         // would leave spawned workers running `main`.
         // SAFETY: a plain read of an initialised static.
         let _boot = unsafe { std::ptr::read_volatile(&raw const worker::BOOT) };
-        let (server, name) =
-            Self::server().map_err(|e| format!("cannot open the bootstrap socket: {e}"))?;
         let program = match &self.program {
             Some(p) => p.clone(),
             None => std::env::current_exe()
                 .map_err(|e| format!("cannot find the current executable to spawn: {e}"))?,
         };
-        let mut boot = OsString::from(&self.secret);
-        boot.push(format!(":0:{}:", self.memory_limit.unwrap_or(0)));
-        boot.push(&name);
-        // The lifeline travels as the child's stdin, the one descriptor
-        // `Command` passes without a `pre_exec` hook; without one, std
-        // starts the child with `posix_spawn` (vfork-style), whose cost does
-        // not grow with this process's memory. The worker moves it off
-        // stdin and closes whatever else it inherited, first thing.
-        let lifeline = self
-            .lifeline
-            .try_clone()
-            .map_err(|e| format!("cannot pass the lifeline: {e}"))?;
+        let (ours, theirs) = Self::channel()?;
         let child = Command::new(&program)
             .arg(worker::WORKER_ARG)
-            .env(worker::BOOT_ENV, boot)
-            .stdin(Stdio::from(lifeline))
+            .env(worker::BOOT_ENV, self.memory_limit.unwrap_or(0).to_string())
+            .stdin(Stdio::from(theirs))
             .spawn()
-            .map_err(|e| format!("cannot spawn the worker {}: {e}", program.display()))?;
+            .map_err(|e| {
+                describe_start_error(
+                    &format!("cannot spawn the worker {}", program.display()),
+                    &e,
+                )
+            })?;
         Ok(Started {
             pid: Pid::from_raw(child.id() as i32),
-            server,
-            name,
+            socket: ours,
         })
     }
 
-    /// Forks a worker. The child closes every descriptor but stdio and the
-    /// lifeline, connects, serves, and leaves with `_exit` (no destructor
-    /// or `atexit` handler of the parent's runs twice).
+    /// Forks a worker. The child closes every descriptor but stdio and its
+    /// end of the channel, says hello, serves, and leaves with `_exit` (no
+    /// destructor or `atexit` handler of the parent's runs twice).
     ///
     /// Only sound to call before the pool starts threads of its own; see
     /// `StartMethod::Fork` for the hazard of other threads in the parent.
     pub(crate) fn fork(&self) -> Result<Started, String> {
         prepare_fork();
-        let (server, name) =
-            Self::server().map_err(|e| format!("cannot open the bootstrap socket: {e}"))?;
-        let lifeline = self.lifeline.as_raw_fd();
-        // SAFETY: the child runs only the worker (connect, serve, `_exit`)
+        let (ours, theirs) = Self::channel()?;
+        // SAFETY: the child runs only the worker (hello, serve, `_exit`)
         // and never returns into the caller. That it may allocate and take
         // locks after forking a multi-threaded parent is the documented
         // hazard of the fork start method.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 worker::FORKED.store(true, Ordering::Relaxed);
-                let _ = close_all_but(lifeline);
-                let code = worker::serve(&name, &self.secret, Some(lifeline), self.memory_limit);
+                let fd = theirs.as_raw_fd();
+                // `ours` (and every other descriptor) is closed here; the
+                // child never drops its `OwnedFd`s, it `_exit`s.
+                let code = match close_all_but(fd) {
+                    Ok(()) => worker::serve(fd, self.memory_limit),
+                    Err(e) => {
+                        worker::say(format_args!("cannot close inherited descriptors: {e}"));
+                        worker::SETTLE_FAILED_EXIT
+                    }
+                };
                 // SAFETY: `_exit` is always sound.
                 unsafe { libc::_exit(code) }
             }
-            Ok(ForkResult::Parent { child }) => Ok(Started {
-                pid: child,
-                server,
-                name,
-            }),
+            Ok(ForkResult::Parent { child }) => {
+                drop(theirs);
+                Ok(Started {
+                    pid: child,
+                    socket: ours,
+                })
+            }
             Err(e) => Err(format!("cannot fork a worker: {e}")),
         }
     }
 
-    /// Waits for a started child to connect and checks its hello. A child
-    /// that exits or stays silent past the start timeout is reaped and
-    /// reported.
+    /// The hand-off: waits for a started child's hello on its channel and
+    /// checks it. The hello must be the worker's exact greeting, written by
+    /// the very process that was started: the kernel tells who wrote it
+    /// (`SCM_CREDENTIALS`), so no other process, not even one that somehow
+    /// got hold of the socket, can pass for the worker. A child that
+    /// exits, stays silent past the start timeout or says anything else is
+    /// killed, reaped and reported.
     pub(crate) fn connect(&self, started: Started) -> Result<Worker, String> {
-        let Started { pid, server, name } = started;
-        // `accept` has no timeout, so it runs on its own thread while this
-        // one watches the child; a dummy connection unblocks it.
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("cf-accept".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let _ = tx.send(server.accept());
-            })
-            .map_err(|e| {
-                kill_and_reap(pid);
-                format!("cannot start a thread: {e}")
-            })?;
-        let unblock = || drop(IpcSender::<Hello>::connect(name.clone()));
+        let Started { pid, socket } = started;
+        let fd = socket.as_raw_fd();
+        // Sound: `pid` is our child, not yet reaped, so not reused.
+        let (requests, responses) = channel::split(socket, channel::pidfd(pid.as_raw()));
         let deadline = Instant::now() + self.start_timeout;
+        let greeting = worker::hello_frame();
+        let mut got = Vec::with_capacity(greeting.len());
         loop {
-            match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(Ok((_receiver, hello))) => {
-                    if hello.secret != self.secret || hello.pid != pid.as_raw() as u32 {
-                        kill_and_reap(pid);
-                        return Err(format!(
-                            "worker {pid} answered with the wrong secret or pid; refused"
-                        ));
-                    }
-                    return Ok(Worker {
-                        pid,
-                        requests: hello.requests,
-                        responses: hello.responses,
-                    });
-                }
-                Ok(Err(e)) => {
-                    let death = kill_and_reap(pid);
-                    return Err(format!(
-                        "worker {pid} {} before it connected ({e:?}){}",
-                        death.describe(),
-                        missing_boot_hint(death)
-                    ));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(death) = try_reap(pid) {
-                        unblock();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let readable = responses
+                .readable_within(left.min(Duration::from_millis(20)))
+                .map_err(|e| {
+                    kill_and_reap(pid);
+                    format!("worker {pid}: cannot wait for its hello: {e}")
+                })?;
+            if readable {
+                match read_with_credentials(fd, greeting.len() - got.len()) {
+                    Ok((bytes, _)) if bytes.is_empty() => {
+                        // Killed first in case it closed the socket and
+                        // lives on; an exited child keeps its status.
+                        let death = kill_and_reap(pid);
                         return Err(format!(
                             "worker {pid} {} before it connected{}",
                             death.describe(),
                             missing_boot_hint(death)
                         ));
                     }
-                    if Instant::now() >= deadline {
-                        unblock();
-                        kill_and_reap(pid);
+                    Ok((bytes, writer)) => {
+                        if writer != Some(pid.as_raw()) {
+                            kill_and_reap(pid);
+                            return Err(format!(
+                                "worker {pid}: its channel was written to by another process \
+                                 ({}); refused",
+                                writer.map_or("unknown".to_owned(), |p| format!("pid {p}"))
+                            ));
+                        }
+                        got.extend_from_slice(&bytes);
+                        if !greeting.starts_with(&got) {
+                            kill_and_reap(pid);
+                            return Err(format!(
+                                "worker {pid} did not greet as a worker; refused. Is the program \
+                                 a binary that links concurrent-futures?"
+                            ));
+                        }
+                        if got.len() == greeting.len() {
+                            set_passcred_raw(fd, false).map_err(|e| {
+                                kill_and_reap(pid);
+                                format!("worker {pid}: cannot set up its channel: {e}")
+                            })?;
+                            return Ok(Worker {
+                                pid,
+                                requests,
+                                responses,
+                            });
+                        }
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                    Err(e) => {
+                        let death = kill_and_reap(pid);
                         return Err(format!(
-                            "worker {pid} did not connect within {:?}; it was killed. Is the \
-                             program a binary that links concurrent-futures?",
-                            self.start_timeout
+                            "worker {pid} {} before it connected ({e}){}",
+                            death.describe(),
+                            missing_boot_hint(death)
                         ));
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    kill_and_reap(pid);
-                    return Err(format!("worker {pid}: the bootstrap thread failed"));
-                }
+                continue;
+            }
+            if let Some(death) = try_reap(pid) {
+                return Err(format!(
+                    "worker {pid} {} before it connected{}",
+                    death.describe(),
+                    missing_boot_hint(death)
+                ));
+            }
+            if Instant::now() >= deadline {
+                kill_and_reap(pid);
+                return Err(format!(
+                    "worker {pid} did not connect within {:?}; it was killed. Is the \
+                     program a binary that links concurrent-futures?",
+                    self.start_timeout
+                ));
             }
         }
     }
+}
+
+/// An error starting a worker, saying so plainly when it is the process's
+/// descriptors that ran out.
+fn describe_start_error(what: &str, e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => format!(
+            "{what}: {e}: the process has run out of file descriptors (each worker needs \
+             two, and one more while it starts; see `ulimit -n`)"
+        ),
+        _ => format!("{what}: {e}"),
+    }
+}
+
+fn set_passcred(socket: &OwnedFd, on: bool) -> io::Result<()> {
+    set_passcred_raw(socket.as_raw_fd(), on)
+}
+
+fn set_passcred_raw(fd: RawFd, on: bool) -> io::Result<()> {
+    let value: libc::c_int = on.into();
+    // SAFETY: a plain system call with a pointer to a live int of the
+    // right size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Reads up to `max` bytes that are waiting on `fd` (never blocking), with
+/// the pid of the process that wrote them, as the kernel reports it.
+/// Empty bytes: end-of-file.
+fn read_with_credentials(fd: RawFd, max: usize) -> io::Result<(Vec<u8>, Option<i32>)> {
+    let mut bytes = vec![0_u8; max.max(1)];
+    // Room for one SCM_CREDENTIALS message, aligned for cmsghdr.
+    let mut control = [0_u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_mut_ptr().cast(),
+        iov_len: max.max(1),
+    };
+    // SAFETY: a zeroed msghdr is valid; it points at `iov` (into `bytes`)
+    // and at `control`, both alive and large enough for the lengths given.
+    let (n, msg) = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        let n = libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT);
+        (n, msg)
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    bytes.truncate(n as usize);
+    let mut writer = None;
+    // SAFETY: the CMSG macros walk the control buffer recvmsg filled in,
+    // within `msg_controllen`; an SCM_CREDENTIALS message holds a ucred.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
+            {
+                let cred: libc::ucred = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                writer = Some(cred.pid);
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((bytes, writer))
 }
 
 fn missing_boot_hint(death: Death) -> String {
@@ -244,24 +341,120 @@ fn missing_boot_hint(death: Death) -> String {
     }
 }
 
-/// Closes every descriptor above stdio except `keep`.
+/// Closes every descriptor above stdio except `keep` (which must be
+/// above stdio). Uses `close_range` (Linux 5.9); where the kernel has none,
+/// closes what `/proc/self/fd` lists. Allocates nothing and takes no lock,
+/// so a forked child may call it.
 pub(crate) fn close_all_but(keep: RawFd) -> io::Result<()> {
-    let keep = keep as libc::c_uint;
+    if keep < 3 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {keep} is not above stdio"),
+        ));
+    }
+    let keep_u = keep as libc::c_uint;
     // SAFETY: close_range only closes descriptors of this process; the
-    // forked child owns nothing the closed ones back.
+    // caller owns nothing the closed ones back.
     let r = unsafe {
-        let a = if keep > 3 {
-            libc::close_range(3, keep - 1, 0)
+        let below = if keep_u > 3 {
+            libc::close_range(3, keep_u - 1, 0)
         } else {
             0
         };
-        let b = libc::close_range(keep + 1, libc::c_uint::MAX, 0);
-        a | b
+        if below == 0 {
+            libc::close_range(keep_u + 1, libc::c_uint::MAX, 0)
+        } else {
+            below
+        }
     };
     if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+        return Ok(());
+    }
+    close_listed_but(keep)
+}
+
+/// The fallback of [`close_all_but`]: reads `/proc/self/fd` with
+/// `getdents64` into a buffer on the stack and closes each descriptor
+/// listed but stdio, `keep` and the directory's own, until a pass finds
+/// nothing more to close.
+fn close_listed_but(keep: RawFd) -> io::Result<()> {
+    loop {
+        // SAFETY: opens a directory with a NUL-terminated literal path.
+        let dir = unsafe {
+            libc::open(
+                c"/proc/self/fd".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if dir < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut found = [0 as RawFd; 256];
+        let mut count = 0;
+        let mut buf = [0_u64; 512];
+        'read: loop {
+            // SAFETY: getdents64 writes at most `size_of_val(&buf)` bytes
+            // into `buf`, which is 8-byte aligned as dirent64 needs.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    dir,
+                    buf.as_mut_ptr(),
+                    std::mem::size_of_val(&buf),
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                // SAFETY: closing the directory we opened.
+                unsafe { libc::close(dir) };
+                return Err(e);
+            }
+            if n == 0 {
+                break;
+            }
+            let bytes: &[u8] =
+                // SAFETY: the first `n` bytes of `buf` were written by the
+                // kernel; viewing u64s as bytes is always valid.
+                unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), n as usize) };
+            let mut at = 0;
+            while at + 19 <= bytes.len() {
+                // dirent64: ino u64, off i64, reclen u16, type u8, name.
+                let reclen = u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
+                if reclen == 0 {
+                    break;
+                }
+                let name = &bytes[at + 19..(at + reclen).min(bytes.len())];
+                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+                let mut fd: RawFd = 0;
+                let mut digits = !name.is_empty();
+                for &c in name {
+                    digits &= c.is_ascii_digit();
+                    fd = fd
+                        .saturating_mul(10)
+                        .saturating_add((c.wrapping_sub(b'0')) as RawFd);
+                }
+                if digits && fd > 2 && fd != keep && fd != dir {
+                    found[count] = fd;
+                    count += 1;
+                    if count == found.len() {
+                        break 'read;
+                    }
+                }
+                at += reclen;
+            }
+        }
+        // SAFETY: closing descriptors of this process that the listing
+        // named (and the directory we opened); the caller owns nothing
+        // they back.
+        unsafe {
+            libc::close(dir);
+            for &fd in &found[..count] {
+                libc::close(fd);
+            }
+        }
+        if count == 0 {
+            return Ok(());
+        }
     }
 }
 
@@ -282,16 +475,11 @@ fn death_of(status: WaitStatus) -> Option<Death> {
 /// Completes, in this thread, every lazy initialisation a forked worker
 /// relies on. A `Once` that another thread of the parent is running at the
 /// instant of the fork stays "running" forever in the child, which would
-/// then block on it: ipc-channel's send-buffer size (read on the first
-/// send) and our task table are such `Once`s. Initialised here, they are
-/// complete in every child.
+/// then block on it: our task table is such a `Once`. Initialised here, it
+/// is complete in every child.
 fn prepare_fork() {
     worker::install_fork_safe_panic_hook();
     crate::registry::by_task_name("");
-    if let Ok((tx, rx)) = ipc_channel::ipc::bytes_channel() {
-        let _ = tx.send(&[]);
-        let _ = rx.try_recv();
-    }
 }
 
 /// Waits for `pid` to end and reaps it.
@@ -333,118 +521,142 @@ pub(crate) fn kill_and_reap(pid: Pid) -> Death {
     reap(pid)
 }
 
-/// A fresh random secret, hex-encoded.
-pub(crate) fn secret() -> String {
-    use std::io::Read;
-    let mut bytes = [0_u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .is_err()
-    {
-        // No /dev/urandom: fall back on the std hasher's random keys.
-        use std::hash::{BuildHasher, RandomState};
-        let a = RandomState::new().hash_one(std::process::id());
-        let b = RandomState::new().hash_one(Instant::now());
-        bytes[..8].copy_from_slice(&a.to_le_bytes());
-        bytes[8..].copy_from_slice(&b.to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The lifeline pipe: (read end for the workers, write end the pool keeps).
-/// Both are close-on-exec; a spawned worker gets the read end as stdin.
-pub(crate) fn lifeline() -> io::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
-}
-
 impl std::fmt::Display for Death {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
 }
 
-/// The bootstrap is the pool's alone: its socket sits in a directory only
-/// this user can enter, and a hello that does not carry the secret passed
-/// to the child (or names another pid) is refused, and the child killed.
+/// The hand-off is the started child's alone: the kernel names the
+/// writer of the hello, and anything but the worker's exact greeting from
+/// the started pid is refused and the child killed and reaped.
 #[cfg(test)]
-mod bootstrap {
-    use std::os::unix::fs::PermissionsExt;
-    use std::process::Command;
+mod hand_off {
+    use std::os::fd::AsRawFd;
+    use std::process::{Command, Stdio};
     use std::time::Duration;
 
-    use ipc_channel::ipc::{self, IpcSender};
     use nix::unistd::Pid;
 
-    use super::{Launcher, Started, lifeline, secret};
-    use crate::worker::Hello;
+    use super::{Launcher, Started};
+    use crate::worker;
 
     fn launcher() -> Launcher {
         Launcher {
             program: None,
-            lifeline: lifeline().unwrap().0,
-            secret: secret(),
             start_timeout: Duration::from_secs(10),
             memory_limit: None,
         }
     }
 
-    #[test]
-    fn the_socket_is_in_a_private_directory_under_a_random_name() {
-        let (_a, first) = Launcher::server().unwrap();
-        let (_b, second) = Launcher::server().unwrap();
-        assert_ne!(first, second);
-        let socket = std::path::Path::new(&first);
-        for path in [socket, socket.parent().unwrap()] {
-            let mode = std::fs::metadata(path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o077, 0, "{path:?} has mode {mode:o}");
-        }
+    /// Starts `program args` with the child's end of a fresh channel as
+    /// stdin; returns it as started, and the child's end (still open here).
+    fn start(program: &str, args: &[&str]) -> (Started, std::os::fd::OwnedFd) {
+        let (ours, theirs) = Launcher::channel().unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::from(theirs.try_clone().unwrap()))
+            .spawn()
+            .unwrap();
+        let started = Started {
+            pid: Pid::from_raw(child.id() as i32),
+            socket: ours,
+        };
+        // `connect` reaps it, by pid.
+        std::mem::forget(child);
+        (started, theirs)
     }
 
-    #[test]
-    fn secrets_are_fresh_and_long() {
-        let (a, b) = (secret(), secret());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 32, "128 bits, hex");
+    fn assert_reaped(pid: Pid) {
+        // Killed and reaped: the pid is no child of ours any more.
+        assert!(nix::sys::wait::waitpid(pid, None).is_err());
     }
 
-    /// Another process connects first and sends a hello: with a guessed
-    /// secret, or with the right one but its own pid. Both are refused,
-    /// and the child the pool started is killed and reaped.
+    /// Another process (this one) writes the perfect greeting into the
+    /// channel of a started child: the kernel says who wrote it, and it
+    /// is refused.
     #[test]
-    fn a_forged_hello_is_refused() {
+    fn a_greeting_from_another_process_is_refused() {
+        let (started, theirs) = start("sleep", &["30"]);
+        let pid = started.pid;
+        let frame = worker::hello_frame();
+        // SAFETY: writes a live buffer to a socket we own.
+        let n = unsafe { libc::write(theirs.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+        assert_eq!(n as usize, frame.len());
+        let refused = launcher().connect(started).err().expect("refused");
+        assert!(
+            refused.contains("written to by another process")
+                && refused.contains(&format!("pid {}", std::process::id())),
+            "{refused}"
+        );
+        assert_reaped(pid);
+    }
+
+    /// The started child itself writes something else: refused.
+    #[test]
+    fn a_child_that_does_not_greet_as_a_worker_is_refused() {
+        let (started, theirs) = start("sh", &["-c", "printf 'GET / HTTP/1.0\\r\\n' >&0; sleep 30"]);
+        drop(theirs);
+        let pid = started.pid;
+        let refused = launcher().connect(started).err().expect("refused");
+        assert!(refused.contains("did not greet as a worker"), "{refused}");
+        assert_reaped(pid);
+    }
+
+    /// A child that exits before it says anything is reported with its
+    /// status; one that stays silent is killed at the start timeout.
+    #[test]
+    fn a_child_that_exits_or_stays_silent_is_reported() {
+        let (started, theirs) = start("sh", &["-c", "exit 7"]);
+        drop(theirs);
+        let err = launcher().connect(started).err().expect("reported");
+        assert!(
+            err.contains("exited with status 7 before it connected"),
+            "{err}"
+        );
+
+        let (started, theirs) = start("sleep", &["30"]);
+        drop(theirs);
+        let pid = started.pid;
+        let quick = Launcher {
+            start_timeout: Duration::from_millis(200),
+            ..launcher()
+        };
+        let err = quick.connect(started).err().expect("reported");
+        assert!(err.contains("did not connect within"), "{err}");
+        assert_reaped(pid);
+    }
+
+    /// The real thing: the unit-test binary started as a worker greets
+    /// from its own pid and is accepted, and nothing about its channel is
+    /// in its environment or argv.
+    #[test]
+    fn a_spawned_worker_is_accepted_and_its_environment_holds_no_channel() {
         let launcher = launcher();
-        for (forged_secret, forged_pid) in [(Some("0123456789abcdef"), None), (None, Some(1))] {
-            let child = Command::new("sleep").arg("30").spawn().unwrap();
-            let pid = Pid::from_raw(child.id() as i32);
-            let (server, name) = Launcher::server().unwrap();
-            let started = Started {
-                pid,
-                server,
-                name: name.clone(),
-            };
-            let secret = forged_secret.map_or(launcher.secret.clone(), str::to_owned);
-            let forger = std::thread::spawn(move || {
-                let (requests, _keep_rx) = ipc::bytes_channel().unwrap();
-                let (_keep_tx, responses) = ipc::bytes_channel().unwrap();
-                IpcSender::<Hello>::connect(name)
-                    .unwrap()
-                    .send(Hello {
-                        secret,
-                        pid: forged_pid.unwrap_or(pid.as_raw() as u32),
-                        requests,
-                        responses,
-                    })
-                    .unwrap();
-            });
-            let refused = launcher.connect(started).err().expect("refused");
-            forger.join().unwrap();
-            assert!(
-                refused.contains("wrong secret or pid; refused"),
-                "{refused}"
-            );
-            // Killed and reaped: the pid is no child of ours any more.
-            assert!(nix::sys::wait::waitpid(pid, None).is_err());
-            std::mem::forget(child);
+        let started = launcher.spawn().unwrap();
+        let pid = started.pid;
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let worker = launcher.connect(started).expect("the real worker connects");
+        assert_eq!(worker.pid, pid);
+        // The role and the memory limit, a number: nothing to connect to.
+        for var in environ.split(|&b| b == 0) {
+            let var = String::from_utf8_lossy(var);
+            if let Some(value) = var.strip_prefix(&format!("{}=", worker::BOOT_ENV)) {
+                assert!(value.parse::<u64>().is_ok(), "{var}");
+            }
         }
+        let args: Vec<_> = cmdline
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .collect();
+        assert_eq!(args.len(), 2, "the program and {}", worker::WORKER_ARG);
+        assert_eq!(args[1], worker::WORKER_ARG.as_bytes());
+        drop(worker);
+        assert_eq!(
+            super::reap(pid).exit_code,
+            Some(0),
+            "it leaves once told to"
+        );
     }
 }

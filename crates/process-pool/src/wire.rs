@@ -1,7 +1,7 @@
 //! The messages between the pool (the parent) and a worker process.
 //!
-//! Every message is one ipc-channel byte message on the worker's long-lived
-//! channel pair; none carries a descriptor. The framing is hand-written,
+//! Every message is one frame on the worker's long-lived channel (see
+//! `channel.rs`); none carries a descriptor. The framing is hand-written,
 //! little-endian and length-checked, so that a payload is never copied
 //! through serde a second time and a decoder can reject any byte string
 //! with an error: it reads only inside the message it was given and

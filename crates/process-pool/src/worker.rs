@@ -13,37 +13,44 @@
 //! own, and the parent reports the missing boot instead of forking without
 //! end.
 //!
-//! **Connecting.** The worker connects to the parent's one-shot server,
-//! makes its two byte channels (requests in, responses out) and sends their
-//! ends home in a [`Hello`] with the secret it was given. From then on both
-//! sides use only those two channels; nothing else is ever sent with a
-//! descriptor in it (ipc-channel's issue 240).
+//! **The hand-off.** The parent creates the worker's channel (a socket
+//! pair, see `channel.rs`) before the worker exists, and the worker
+//! inherits its end: as stdin when spawned (it moves it to a descriptor of
+//! its own at once), as a plain descriptor when forked. Its first frame is
+//! the greeting [`hello_frame`]; the parent accepts it only from the pid it
+//! started, as the kernel reports the writer. Nothing secret is in the
+//! environment or argv: [`BOOT_ENV`] holds only the memory limit, and a
+//! socket cannot be opened through `/proc/<pid>/fd`, so no other process
+//! can connect in the worker's place. From then on both sides use only
+//! that socket, and nothing on it carries a descriptor.
 //!
-//! **Dying with the parent.** The parent holds the write end of a pipe, the
-//! *lifeline*; the worker holds the read end and a thread blocked reading
-//! it. When the parent process dies, for any reason, the kernel closes the
-//! write end, the read returns, and the worker exits at once, even in the
-//! middle of a task. (`PR_SET_PDEATHSIG` would tie the worker to the parent
-//! *thread* that started it, which is wrong for a pool built in a thread
-//! that exits first.)
+//! **Dying with the parent.** A thread of the worker waits on its socket
+//! for the hang-up that comes only when the parent's end is closed for
+//! good: when the parent process dies, for any reason, the kernel closes
+//! it, and the worker exits at once, even in the middle of a task. (The
+//! parent closing its *requests* only, to make a worker leave, is not a
+//! hang-up: the worker answers what it holds and exits on its own.)
+//! `PR_SET_PDEATHSIG` would tie the worker to the parent *thread* that
+//! started it, which is wrong for a pool built in a thread that exits
+//! first.
 
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::mem::ManuallyDrop;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use concurrent_futures_core::TaskError;
-use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcSender};
-use serde::{Deserialize, Serialize};
 
+use crate::channel::{self, Receiver, Sender};
 use crate::registry::{self, InvokeError};
 use crate::wire::{self, Outcome, Request};
 
-/// The variable that tells a process it is a worker:
-/// `<secret>:<lifeline fd>:<server name>`.
+/// The variable that tells a process it is a worker, and that its channel
+/// is its stdin. Its value is the worker's memory limit in bytes (`0`:
+/// none); it holds nothing another process could use.
 pub(crate) const BOOT_ENV: &str = "CONCURRENT_FUTURES_WORKER";
 
 /// The argument a spawned worker gets. A test harness whose boot did not
@@ -54,17 +61,18 @@ pub(crate) const WORKER_ARG: &str = "--concurrent-futures-worker";
 /// docs); the parent turns it into an error that says so.
 pub(crate) const MISSING_BOOT_EXIT: i32 = 87;
 
-/// The first message, worker to parent, on the one-shot bootstrap channel.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct Hello {
-    /// The secret the parent passed only to this child.
-    pub secret: String,
-    /// The worker's pid, checked against the child the parent started.
-    pub pid: u32,
-    /// Where the parent sends requests.
-    pub requests: IpcBytesSender,
-    /// Where the parent reads responses.
-    pub responses: IpcBytesReceiver,
+/// The exit status of a worker that could not take over its channel or
+/// close the descriptors it inherited.
+pub(crate) const SETTLE_FAILED_EXIT: i32 = 6;
+
+/// A worker's first words on its channel.
+const HELLO: &[u8] = b"concurrent-futures worker, protocol 2";
+
+/// The hello as it travels: one frame.
+pub(crate) fn hello_frame() -> Vec<u8> {
+    let mut frame = (HELLO.len() as u64).to_le_bytes().to_vec();
+    frame.extend_from_slice(HELLO);
+    frame
 }
 
 /// Runs before `main` in every process of a binary that links this crate;
@@ -87,17 +95,15 @@ extern "C" fn boot() {
     // must be an error, not a silent death.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let code = std::panic::catch_unwind(|| {
-        let value = value.to_string_lossy();
-        let mut parts = value.splitn(4, ':');
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(secret), Some(fd), Some(limit), Some(server)) => {
-                let lifeline = fd.parse().ok().map(settle_descriptors);
-                let limit = limit.parse().ok().filter(|&bytes: &u64| bytes > 0);
-                serve(server, secret, lifeline, limit)
-            }
-            _ => {
-                say(format_args!("malformed {BOOT_ENV}"));
-                2
+        let Ok(limit) = value.to_string_lossy().parse::<u64>() else {
+            say(format_args!("malformed {BOOT_ENV}"));
+            return 2;
+        };
+        match settle_descriptors() {
+            Ok(socket) => serve(socket, Some(limit).filter(|&bytes| bytes > 0)),
+            Err(e) => {
+                say(format_args!("cannot take over the channel on stdin: {e}"));
+                SETTLE_FAILED_EXIT
             }
         }
     })
@@ -106,23 +112,37 @@ extern "C" fn boot() {
     std::process::exit(code);
 }
 
-/// A spawned worker's first act: close every descriptor it inherited but
-/// stdio (the parent cannot mark another library's fds close-on-exec), and
-/// move the lifeline off stdin (`fd` 0, where the parent put it) to a
-/// descriptor of its own, leaving `/dev/null` as stdin. Returns the
-/// lifeline's descriptor.
-fn settle_descriptors(fd: RawFd) -> RawFd {
+/// A spawned worker's first act: check that stdin is the socket the
+/// parent passed, move it to a descriptor of its own (close-on-exec, so
+/// processes a task starts do not inherit it), close every other
+/// descriptor it inherited but stdio (the parent cannot mark another
+/// library's descriptors close-on-exec), and leave `/dev/null` as stdin.
+/// Returns the socket's descriptor.
+fn settle_descriptors() -> std::io::Result<RawFd> {
     // SAFETY: plain system calls on this process's own descriptors, before
-    // any thread or Rust object that could own one exists.
+    // any thread or Rust object that could own one exists; `stat` is a
+    // valid out-pointer.
     unsafe {
-        let lifeline = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
-        let _ = crate::process::close_all_but(lifeline);
+        let mut stat: libc::stat = std::mem::zeroed();
+        if libc::fstat(0, &mut stat) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return Err(std::io::Error::other("stdin is not a socket"));
+        }
+        let socket = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
+        if socket < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        crate::process::close_all_but(socket)?;
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         if null >= 0 {
-            libc::dup2(null, fd);
+            libc::dup2(null, 0);
             libc::close(null);
+        } else {
+            libc::close(0);
         }
-        lifeline
+        Ok(socket)
     }
 }
 
@@ -199,51 +219,34 @@ pub(crate) fn refuse_inside_a_worker() {
     }
 }
 
-/// Connects to the parent and serves requests until it hangs up. Returns
-/// the exit status. `memory_limit`: this process's `RLIMIT_AS`, set once
-/// connected, before the initializer and the first task.
-pub(crate) fn serve(
-    server: &str,
-    secret: &str,
-    lifeline: Option<RawFd>,
-    memory_limit: Option<u64>,
-) -> i32 {
-    if let Some(fd) = lifeline {
-        watch_lifeline(fd);
-    }
+/// Greets the parent on the channel `socket` (which this process owns
+/// from here on) and serves requests until the parent closes them or
+/// dies. Returns the exit status. `memory_limit`: this process's
+/// `RLIMIT_AS`, set once connected, before the initializer and the first
+/// task.
+pub(crate) fn serve(socket: RawFd, memory_limit: Option<u64>) -> i32 {
+    watch_parent(socket);
     keep_large_buffers();
-    let connected = (|| -> Result<(IpcBytesReceiver, IpcBytesSender), String> {
-        let bootstrap =
-            IpcSender::<Hello>::connect(server.to_owned()).map_err(|e| e.to_string())?;
-        let (requests, request_rx) = ipc::bytes_channel().map_err(|e| e.to_string())?;
-        let (response_tx, responses) = ipc::bytes_channel().map_err(|e| e.to_string())?;
-        bootstrap
-            .send(Hello {
-                secret: secret.to_owned(),
-                pid: std::process::id(),
-                requests,
-                responses,
-            })
-            .map_err(|e| e.to_string())?;
-        Ok((request_rx, response_tx))
-    })();
-    match connected {
-        Ok((requests, responses)) => {
-            if let Some(bytes) = memory_limit
-                && let Err(e) = limit_address_space(bytes)
-            {
-                say(format_args!(
-                    "cannot set the memory limit of {bytes} bytes: {e}"
-                ));
-                return 4;
-            }
-            serve_loop(&requests, &responses)
-        }
-        Err(e) => {
-            say(format_args!("cannot reach the pool: {e}"));
-            3
-        }
+    // SAFETY: the caller hands the descriptor over; nothing else owns it.
+    let (responses, mut requests) = channel::split(unsafe { OwnedFd::from_raw_fd(socket) }, None);
+    if let Err(e) = responses.send(HELLO) {
+        say(format_args!("cannot reach the pool: {e}"));
+        return 3;
     }
+    if let Some(bytes) = memory_limit
+        && let Err(e) = limit_address_space(bytes)
+    {
+        say(format_args!(
+            "cannot set the memory limit of {bytes} bytes: {e}"
+        ));
+        return 4;
+    }
+    let code = serve_loop(&mut requests, &responses);
+    // The socket stays open until the process exits: shutting down this
+    // side's writing would hang the socket up, which the parent watcher
+    // takes for the parent's death.
+    std::mem::forget((requests, responses));
+    code
 }
 
 /// Sets this process's address-space limit (soft and hard) to `bytes`:
@@ -290,28 +293,32 @@ fn keep_large_buffers() {
 }
 
 /// Starts the thread that waits for the parent to die (see the module
-/// docs). A bare `pthread`, not a `std::thread`: std's thread start-up
-/// takes a process-wide lock (its stack-overflow bookkeeping), and a
-/// forked worker inherits that lock held if another thread of the parent
-/// was starting or ending at the fork; a std thread would then hang before
-/// running a line, and the worker would outlive its parent. This thread
-/// only reads and calls `_exit`, which need nothing from std.
-fn watch_lifeline(fd: RawFd) {
+/// docs): it polls the channel for a hang-up, which consumes nothing. A
+/// bare `pthread`, not a `std::thread`: std's thread start-up takes a
+/// process-wide lock (its stack-overflow bookkeeping), and a forked worker
+/// inherits that lock held if another thread of the parent was starting
+/// or ending at the fork; a std thread would then hang before running a
+/// line, and the worker would outlive its parent. This thread only polls
+/// and calls `_exit`, which need nothing from std.
+fn watch_parent(socket: RawFd) {
     extern "C" fn watch(fd: *mut libc::c_void) -> *mut libc::c_void {
-        let fd = fd as usize as RawFd;
-        let mut byte = 0_u8;
+        let mut pollfd = libc::pollfd {
+            fd: fd as usize as RawFd,
+            // None asked for: poll reports hang-ups and errors regardless.
+            events: 0,
+            revents: 0,
+        };
         loop {
-            // SAFETY: reads one byte into a live local from an fd that
-            // this process owns and never closes.
-            let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
-            // SAFETY: reading errno, then `_exit`, are always sound.
-            if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
-                continue;
+            // SAFETY: polls one live pollfd on a descriptor this process
+            // keeps open for its whole life.
+            let n = unsafe { libc::poll(&mut pollfd, 1, -1) };
+            if n > 0 && pollfd.revents != 0 {
+                // The parent's end is closed: the parent is gone. Leave
+                // now, whatever the main thread is running; nothing is
+                // left to report to.
+                // SAFETY: `_exit` is always sound.
+                unsafe { libc::_exit(0) };
             }
-            // EOF: the parent is gone. Leave now, whatever the main
-            // thread is running; nothing is left to report to.
-            // SAFETY: as above.
-            unsafe { libc::_exit(0) };
         }
     }
     // SAFETY: `attr` is initialised before use and destroyed after; the
@@ -323,7 +330,12 @@ fn watch_lifeline(fd: RawFd) {
         libc::pthread_attr_init(&mut attr);
         libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        let rc = libc::pthread_create(&mut thread, &attr, watch, fd as usize as *mut libc::c_void);
+        let rc = libc::pthread_create(
+            &mut thread,
+            &attr,
+            watch,
+            socket as usize as *mut libc::c_void,
+        );
         libc::pthread_attr_destroy(&mut attr);
         rc == 0
     };
@@ -336,14 +348,14 @@ fn watch_lifeline(fd: RawFd) {
 
 /// The worker's loop: one request in, one response out, until the parent
 /// closes the request channel (shutdown, retirement) or dies.
-fn serve_loop(requests: &IpcBytesReceiver, responses: &IpcBytesSender) -> i32 {
+fn serve_loop(requests: &mut Receiver, responses: &Sender) -> i32 {
     let mut out = Vec::with_capacity(256);
     loop {
         let Ok(message) = requests.recv() else {
             return 0;
         };
         out.clear();
-        match wire::decode_request(&message) {
+        match wire::decode_request(message) {
             Ok(Request::Run { id, task, arg }) => {
                 wire::response_header(&mut out, id, false, false);
                 run_one(task, registry::by_task_name(task), arg, &mut out);
@@ -368,7 +380,6 @@ fn serve_loop(requests: &IpcBytesReceiver, responses: &IpcBytesSender) -> i32 {
                 return 5;
             }
         }
-        drop(message);
         if responses.send(&out).is_err() {
             return 0;
         }
@@ -425,8 +436,7 @@ mod forged_requests {
     use std::any::TypeId;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use ipc_channel::ipc;
-
+    use crate::channel;
     use crate::codec;
     use crate::registry::{TASKS, TaskEntry, invoke};
     use crate::wire::{self, Outcome, Response};
@@ -455,16 +465,17 @@ mod forged_requests {
     /// Runs the worker's loop on `requests`, one at a time; returns each
     /// response (`None` once the loop has ended) and the loop's status.
     fn serve(requests: Vec<Vec<u8>>) -> (Vec<Option<Vec<u8>>>, i32) {
-        let (to_worker, worker_in) = ipc::bytes_channel().unwrap();
-        let (worker_out, from_worker) = ipc::bytes_channel().unwrap();
-        let worker = std::thread::spawn(move || super::serve_loop(&worker_in, &worker_out));
+        let (ours, theirs) = channel::socket_pair().unwrap();
+        let (to_worker, mut from_worker) = channel::split(ours, None);
+        let (worker_out, mut worker_in) = channel::split(theirs, None);
+        let worker = std::thread::spawn(move || super::serve_loop(&mut worker_in, &worker_out));
         let mut answers = Vec::new();
         for request in requests {
             if to_worker.send(&request).is_err() {
                 answers.push(None);
                 continue;
             }
-            answers.push(from_worker.recv().ok());
+            answers.push(from_worker.recv().ok().map(<[u8]>::to_vec));
         }
         drop(to_worker);
         (answers, worker.join().unwrap())

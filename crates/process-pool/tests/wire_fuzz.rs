@@ -21,9 +21,9 @@
 //!   length plus 64 KiB, and no nesting deeper than
 //!   [`codec::DECODE_DEPTH_LIMIT`] (the stack).
 //!
-//! (The worker's hello travels on ipc-channel's own bootstrap channel and
-//! is decoded by ipc-channel, descriptors and all: not a function on bytes
-//! of ours.)
+//! (The worker's greeting is a fixed string compared byte for byte, with
+//! the kernel's word on who wrote it: no decoder to fuzz; the unit tests
+//! `process::hand_off` cover it.)
 //!
 //! A counting global allocator checks the bounds on every decode. The case
 //! counts suit CI (a few seconds in debug); set `PROPTEST_CASES` for a soak,

@@ -1,0 +1,427 @@
+//! A worker's channel: one Unix stream socket per worker, carrying frames
+//! of bytes both ways.
+//!
+//! The parent creates the socket as a pair before the worker exists and
+//! the worker *inherits* its end (as stdin when spawned, as a plain
+//! descriptor when forked). The channel has no name: nothing in the file
+//! system, the environment or argv leads to it, and a socket cannot be
+//! opened through `/proc/<pid>/fd`, so no other process can take a
+//! worker's place or listen in (see `process.rs` for the hand-off).
+//!
+//! A frame is `len:u64` (little-endian) followed by `len` bytes; the
+//! messages inside are `wire.rs`'s.
+//!
+//! The parent's end knows the worker's process through a pidfd (the
+//! *peer*): a wait for bytes or for room in the socket also watches the
+//! process, so a worker that dies is seen dead even when a process it
+//! forked still holds its end of the socket open (no end-of-file ever
+//! comes then). The worker's end has no peer: its parent's death closes
+//! the socket.
+//!
+//! Closing the request direction is how the parent tells a worker to
+//! leave: dropping the last [`Sender`] shuts the socket down for writing,
+//! the worker reads end-of-file once it has run what it holds, answers,
+//! and exits. The parent reads on until the worker is gone.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+
+/// Frames of up to this size get their whole buffer at once; larger ones
+/// grow as their bytes arrive, so a corrupt length cannot make the reader
+/// allocate what was never sent.
+const TRUSTED_FRAME: usize = 64 << 20;
+
+/// The largest frame either side accepts.
+const FRAME_LIMIT: u64 = 1 << 40;
+
+/// A reader's buffer larger than this is given back once empty.
+const KEEP_BUFFER: usize = 64 << 20;
+
+const HEADER: usize = 8;
+
+/// A connected pair of stream sockets, both close-on-exec: (the parent's
+/// end, the worker's end).
+pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid out-array of two descriptors; on success
+    // both are new and owned by nothing else.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above, the two descriptors are ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A pidfd for `pid` (Linux 5.3 and later), close-on-exec; `None` where
+/// the kernel has none. Sound only for a child not yet reaped, whose pid
+/// cannot have been reused.
+pub(crate) fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: a plain system call; on success the descriptor is new.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: as above.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Splits one end of a socket into its two directions. `peer`: the pidfd
+/// of the process at the other end, if this end should watch it.
+pub(crate) fn split(socket: OwnedFd, peer: Option<OwnedFd>) -> (Sender, Receiver) {
+    let socket = Arc::new(socket);
+    let peer = peer.map(Arc::new);
+    let sender = Sender {
+        end: Arc::new(SendEnd {
+            socket: Arc::clone(&socket),
+            peer: peer.clone(),
+            lock: Mutex::new(()),
+        }),
+    };
+    let receiver = Receiver {
+        socket,
+        peer,
+        buf: Vec::new(),
+        consumed: 0,
+    };
+    (sender, receiver)
+}
+
+/// The writing direction. Clones share it; when the last is dropped the
+/// socket is shut down for writing and the other side reads end-of-file.
+#[derive(Clone)]
+pub(crate) struct Sender {
+    end: Arc<SendEnd>,
+}
+
+struct SendEnd {
+    socket: Arc<OwnedFd>,
+    peer: Option<Arc<OwnedFd>>,
+    /// One frame at a time: two writers must not interleave their bytes.
+    lock: Mutex<()>,
+}
+
+impl Drop for SendEnd {
+    fn drop(&mut self) {
+        // SAFETY: a plain system call on a descriptor we own; the receiving
+        // direction stays open.
+        unsafe { libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_WR) };
+    }
+}
+
+impl Sender {
+    /// Sends one frame. With a peer, waits for room only while the peer
+    /// lives: a dead worker is an error, not a wait that never ends.
+    pub(crate) fn send(&self, frame: &[u8]) -> io::Result<()> {
+        let header = (frame.len() as u64).to_le_bytes();
+        let end = &*self.end;
+        let _one_at_a_time = end.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = end.socket.as_raw_fd();
+        let flags = libc::MSG_NOSIGNAL
+            | if end.peer.is_some() {
+                libc::MSG_DONTWAIT
+            } else {
+                0
+            };
+        let total = HEADER + frame.len();
+        let mut done = 0;
+        while done < total {
+            let (head, body) = if done < HEADER {
+                (&header[done..], frame)
+            } else {
+                (&header[..0], &frame[done - HEADER..])
+            };
+            let mut iov = [
+                libc::iovec {
+                    iov_base: head.as_ptr() as *mut libc::c_void,
+                    iov_len: head.len(),
+                },
+                libc::iovec {
+                    iov_base: body.as_ptr() as *mut libc::c_void,
+                    iov_len: body.len(),
+                },
+            ];
+            // SAFETY: a zeroed msghdr is valid; it points at `iov`, whose
+            // two entries point into `header` and `frame`, all alive and
+            // unchanged for the call.
+            let n = unsafe {
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_iov = iov.as_mut_ptr();
+                msg.msg_iovlen = iov.len();
+                libc::sendmsg(fd, &msg, flags)
+            };
+            if n >= 0 {
+                done += n as usize;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => wait(fd, libc::POLLOUT, end.peer.as_deref())?,
+                _ => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reading direction, with its buffer (kept from frame to frame).
+pub(crate) struct Receiver {
+    socket: Arc<OwnedFd>,
+    peer: Option<Arc<OwnedFd>>,
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` that belong to frames already returned.
+    consumed: usize,
+}
+
+impl Receiver {
+    /// The next frame. End-of-file, or (with a peer) the peer's exit with
+    /// no whole frame left in the socket, is `UnexpectedEof`.
+    pub(crate) fn recv(&mut self) -> io::Result<&[u8]> {
+        self.discard_consumed();
+        loop {
+            if self.buf.len() >= HEADER {
+                let len = u64::from_le_bytes(self.buf[..HEADER].try_into().expect("8 bytes"));
+                if len > FRAME_LIMIT {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("a frame of {len} bytes exceeds the limit of {FRAME_LIMIT}"),
+                    ));
+                }
+                let end = HEADER + len as usize;
+                if self.buf.len() >= end {
+                    self.consumed = end;
+                    return Ok(&self.buf[HEADER..end]);
+                }
+                self.make_room(end - self.buf.len());
+            } else {
+                self.make_room(HEADER);
+            }
+            self.fill()?;
+        }
+    }
+
+    fn discard_consumed(&mut self) {
+        if self.consumed == 0 {
+            return;
+        }
+        if self.consumed == self.buf.len() {
+            self.buf.clear();
+            if self.buf.capacity() > KEEP_BUFFER {
+                self.buf = Vec::new();
+            }
+        } else {
+            self.buf.drain(..self.consumed);
+        }
+        self.consumed = 0;
+    }
+
+    /// Reserves room for `missing` more bytes of the frame being read:
+    /// all of it for a frame up to [`TRUSTED_FRAME`], else at most as
+    /// much again as has arrived.
+    fn make_room(&mut self, missing: usize) {
+        let step = if missing <= TRUSTED_FRAME {
+            missing
+        } else {
+            missing.min(self.buf.len().max(TRUSTED_FRAME))
+        };
+        // At least 64 KiB per read, so that small frames that arrive
+        // together are read in one call.
+        self.buf.reserve(step.max(64 << 10));
+    }
+
+    /// Reads what the socket holds into the buffer's spare room; waits (on
+    /// the socket and the peer) while it holds nothing.
+    fn fill(&mut self) -> io::Result<()> {
+        let fd = self.socket.as_raw_fd();
+        let flags = if self.peer.is_some() {
+            libc::MSG_DONTWAIT
+        } else {
+            0
+        };
+        let mut peer_gone = false;
+        loop {
+            let spare = self.buf.spare_capacity_mut();
+            // SAFETY: `spare` is writable memory of `buf` past its length,
+            // `spare.len()` bytes long; recv writes at most that many.
+            let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), flags) };
+            if n > 0 {
+                // SAFETY: recv initialised the first `n` spare bytes.
+                unsafe { self.buf.set_len(self.buf.len() + n as usize) };
+                return Ok(());
+            }
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                // The peer has exited and the socket holds nothing more of
+                // it: whatever still has the other end open, no frame comes.
+                Some(libc::EAGAIN) if peer_gone => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the process at the other end exited",
+                    ));
+                }
+                Some(libc::EAGAIN) => {
+                    peer_gone = wait(fd, libc::POLLIN, self.peer.as_deref()).is_err();
+                }
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Waits until a frame's first bytes can be read or `timeout` passes;
+    /// true if the socket is readable (or closed). Used for the hello.
+    pub(crate) fn readable_within(&self, timeout: std::time::Duration) -> io::Result<bool> {
+        let mut fds = [libc::pollfd {
+            fd: self.socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        loop {
+            // SAFETY: `fds` is a valid array of one pollfd.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+            if n >= 0 {
+                return Ok(n > 0);
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Waits until `fd` is ready for `events` or the peer (a pidfd) exits.
+/// `Err` only when the peer has exited and `fd` is not ready; the caller
+/// then tries once more (bytes the peer wrote before it died are still
+/// there) and gives up.
+fn wait(fd: RawFd, events: libc::c_short, peer: Option<&OwnedFd>) -> io::Result<()> {
+    let mut fds = [
+        libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: peer.map_or(-1, AsRawFd::as_raw_fd),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is a valid array of two pollfds; a negative fd is
+        // ignored by poll.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if fds[0].revents != 0 {
+            return Ok(());
+        }
+        if fds[1].revents != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the process at the other end exited",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> ((Sender, Receiver), (Sender, Receiver)) {
+        let (a, b) = socket_pair().unwrap();
+        (split(a, None), split(b, None))
+    }
+
+    #[test]
+    fn frames_keep_their_boundaries_whatever_their_size() {
+        let ((tx, _rx), (_tx2, mut rx2)) = pair();
+        let sizes = [0, 1, 7, 8, 9, 65_536, 3 << 20, 0, 5];
+        let writer = std::thread::spawn(move || {
+            for (i, &n) in sizes.iter().enumerate() {
+                tx.send(&vec![i as u8; n]).unwrap();
+            }
+        });
+        for (i, &n) in sizes.iter().enumerate() {
+            let frame = rx2.recv().unwrap();
+            assert_eq!(frame.len(), n);
+            assert!(frame.iter().all(|&b| b == i as u8));
+        }
+        writer.join().unwrap();
+        // The last sender is gone: end-of-file.
+        assert_eq!(rx2.recv().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn dropping_the_last_sender_ends_the_stream_but_not_the_other_direction() {
+        let ((tx, mut rx), (tx2, mut rx2)) = pair();
+        let clone = tx.clone();
+        drop(tx);
+        clone.send(b"still open").unwrap();
+        drop(clone);
+        assert_eq!(rx2.recv().unwrap(), b"still open");
+        assert!(rx2.recv().is_err());
+        tx2.send(b"answer").unwrap();
+        assert_eq!(rx.recv().unwrap(), b"answer");
+    }
+
+    #[test]
+    fn a_frame_past_the_limit_is_refused() {
+        let (a, b) = socket_pair().unwrap();
+        let (_tx, mut rx) = split(a, None);
+        let raw = (FRAME_LIMIT + 1).to_le_bytes();
+        // SAFETY: writes 8 bytes from a live array to our own socket.
+        let n = unsafe { libc::write(b.as_raw_fd(), raw.as_ptr().cast(), raw.len()) };
+        assert_eq!(n, 8);
+        assert_eq!(rx.recv().unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    /// A process that has exited is seen gone even though another process
+    /// (here: this one) still holds its end of the socket open.
+    #[test]
+    fn the_peer_exiting_ends_a_wait_that_end_of_file_never_would() {
+        let (ours, theirs) = socket_pair().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pidfd = pidfd(child.id() as i32).expect("pidfd_open");
+        let (tx, mut rx) = split(ours, Some(pidfd));
+        let err = rx.recv().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        // A full socket does not block a send to it for ever either.
+        let big = vec![0_u8; 16 << 20];
+        assert!(tx.send(&big).is_err());
+        child.wait().unwrap();
+        drop(theirs);
+    }
+
+    /// Bytes the peer wrote before it exited are still read.
+    #[test]
+    fn frames_sent_before_the_peer_exited_are_delivered() {
+        let (ours, theirs) = socket_pair().unwrap();
+        let (their_tx, _their_rx) = split(theirs, None);
+        their_tx.send(b"last words").unwrap();
+        // Exited but not reaped, so that its pidfd can be opened.
+        let mut zombie = std::process::Command::new("true").spawn().unwrap();
+        let pidfd = pidfd(zombie.id() as i32).expect("pidfd_open");
+        let (_tx, mut rx) = split(ours, Some(pidfd));
+        assert_eq!(rx.recv().unwrap(), b"last words");
+        assert!(rx.recv().is_err());
+        zombie.wait().unwrap();
+        drop(their_tx);
+    }
+}
