@@ -4,7 +4,7 @@
 //! in release, since function addresses behave differently there.
 
 use concurrent_futures::registry::{self, InvokeError};
-use concurrent_futures::{TaskError, codec, task};
+use concurrent_futures::{Executor, ProcessPoolExecutor, TaskError, codec, task};
 use serde::{Serialize, Serializer};
 
 #[task]
@@ -42,6 +42,39 @@ mod nested {
     pub fn negate(x: i32) -> i32 {
         -x
     }
+}
+
+// Two tasks whose names differ only in case, in one module: the macro once
+// named its hidden static after the upper-cased name, so these collided.
+#[task]
+fn case_twin(x: u32) -> u32 {
+    x + 1
+}
+#[allow(non_snake_case)]
+#[task]
+fn CASE_TWIN(x: u32) -> u32 {
+    x * 10
+}
+
+// A raw identifier: registered without its `r#`.
+#[task]
+fn r#type(x: u8) -> u8 {
+    x.wrapping_sub(1)
+}
+
+// Tasks named like bindings of the expansion (its closures' parameters,
+// linkme's type-check function): it must still call these functions.
+#[task]
+fn out(x: u16) -> u16 {
+    x + 2
+}
+#[task]
+fn bytes(x: u16) -> u16 {
+    x + 3
+}
+#[task]
+fn __typecheck(x: u16) -> u16 {
+    x + 4
 }
 
 fn not_a_task(x: u64) -> u64 {
@@ -110,6 +143,61 @@ fn functions_with_one_body_and_different_types_are_told_apart() {
         registry::lookup(same_body_i64).unwrap().name,
         "task_registry::same_body_i64"
     );
+}
+
+#[test]
+fn tasks_whose_names_differ_only_in_case_are_two_tasks() {
+    let lower = registry::lookup(case_twin).unwrap();
+    let upper = registry::lookup(CASE_TWIN).unwrap();
+    assert_eq!(lower.name, "task_registry::case_twin");
+    assert_eq!(upper.name, "task_registry::CASE_TWIN");
+    assert_eq!(run::<u32, u32>(lower.name, &4), Ok(5));
+    assert_eq!(run::<u32, u32>(upper.name, &4), Ok(40));
+
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(pool.submit(case_twin, 4).unwrap().into_result(), Ok(5));
+    assert_eq!(pool.submit(CASE_TWIN, 4).unwrap().into_result(), Ok(40));
+}
+
+#[test]
+fn a_raw_identifier_is_registered_without_its_prefix() {
+    let entry = registry::lookup(r#type).unwrap();
+    assert_eq!(entry.name, "task_registry::type");
+    assert!(registry::by_task_name("task_registry::r#type").is_none());
+    assert_eq!(run::<u8, u8>("task_registry::type", &0), Ok(u8::MAX));
+
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(pool.submit(r#type, 0).unwrap().into_result(), Ok(u8::MAX));
+}
+
+#[test]
+fn tasks_named_like_the_expansions_own_bindings_run_their_own_bodies() {
+    assert_eq!(registry::lookup(out).unwrap().name, "task_registry::out");
+    assert_eq!(
+        registry::lookup(bytes).unwrap().name,
+        "task_registry::bytes"
+    );
+    assert_eq!(run::<u16, u16>("task_registry::out", &1), Ok(3));
+    assert_eq!(run::<u16, u16>("task_registry::bytes", &1), Ok(4));
+    assert_eq!(
+        registry::lookup(__typecheck).unwrap().name,
+        "task_registry::__typecheck"
+    );
+    assert_eq!(run::<u16, u16>("task_registry::__typecheck", &1), Ok(5));
+
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(pool.submit(out, 1).unwrap().into_result(), Ok(3));
+    assert_eq!(pool.submit(bytes, 1).unwrap().into_result(), Ok(4));
+    assert_eq!(pool.submit(__typecheck, 1).unwrap().into_result(), Ok(5));
 }
 
 #[test]

@@ -5,12 +5,21 @@
 
 use proc_macro::TokenStream;
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 use syn::{FnArg, ItemFn, ReturnType, parse_macro_input, spanned::Spanned};
 
 /// Registers a plain function `fn(A) -> R` as a task that a worker process
 /// may run. The function must take exactly one argument (use a tuple for
 /// several) and must not be generic, async or a method. It is marked
 /// `#[inline(never)]` so that it has one address to be recognised by.
+///
+/// The task is registered as `module_path!()::name`. A raw identifier is
+/// registered without its `r#`: `#[task] fn r#type` in `app::jobs` is the
+/// task `app::jobs::type`.
+///
+/// The registry entry is generated inside an anonymous `const _: () = { .. };`
+/// block, so it adds no name to the module: any two tasks that may share a
+/// module (`foo` and `FOO`, say) expand without colliding.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
@@ -59,22 +68,35 @@ fn expand(func: &mut ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         ReturnType::Type(_, ty) => (**ty).clone(),
     };
     let name = &sig.ident;
-    let entry = format_ident!("__CF_TASK_{}", name.to_string().to_uppercase());
+    let task_name = name.unraw().to_string();
+    // The items below live in their own block, so they need not be unique
+    // in the module; they only must not shadow the task inside that block,
+    // which a name made of a prefix and the task's own cannot. The function
+    // is read once, into `fn_ptr`, outside the static's initializer, where
+    // linkme's expansion (`__typecheck`) and the closures (`bytes`, `out`)
+    // bring their own bindings into scope.
+    let fn_ptr = format_ident!("__CF_TASK_FN_{}", task_name);
+    let entry = format_ident!("__CF_TASK_ENTRY_{}", task_name);
     func.attrs.retain(|a| !a.path().is_ident("inline"));
     func.attrs.push(syn::parse_quote!(#[inline(never)]));
     Ok(quote! {
         #func
 
-        #[doc(hidden)]
-        #[::concurrent_futures::__private::linkme::distributed_slice(::concurrent_futures::__private::TASKS)]
-        #[linkme(crate = ::concurrent_futures::__private::linkme)]
-        static #entry: ::concurrent_futures::__private::TaskEntry =
-            ::concurrent_futures::__private::TaskEntry {
-                name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
-                arg: ::core::any::TypeId::of::<#arg_ty>,
-                ret: ::core::any::TypeId::of::<#ret_ty>,
-                addr: || #name as fn(#arg_ty) -> #ret_ty as usize,
-                invoke: |bytes, out| ::concurrent_futures::__private::invoke::<#arg_ty, #ret_ty>(#name, bytes, out),
-            };
+        const _: () = {
+            #[allow(non_upper_case_globals)]
+            const #fn_ptr: fn(#arg_ty) -> #ret_ty = #name;
+
+            #[allow(non_upper_case_globals)]
+            #[::concurrent_futures::__private::linkme::distributed_slice(::concurrent_futures::__private::TASKS)]
+            #[linkme(crate = ::concurrent_futures::__private::linkme)]
+            static #entry: ::concurrent_futures::__private::TaskEntry =
+                ::concurrent_futures::__private::TaskEntry {
+                    name: ::core::concat!(::core::module_path!(), "::", #task_name),
+                    arg: ::core::any::TypeId::of::<#arg_ty>,
+                    ret: ::core::any::TypeId::of::<#ret_ty>,
+                    addr: || #fn_ptr as usize,
+                    invoke: |bytes, out| ::concurrent_futures::__private::invoke::<#arg_ty, #ret_ty>(#fn_ptr, bytes, out),
+                };
+        };
     })
 }

@@ -27,7 +27,8 @@ use crate::codec::{self, CodecError};
 /// One registered task function. Made by `#[task]`; never by hand.
 #[derive(Debug)]
 pub struct TaskEntry {
-    /// `module_path!()::fn_name`: what messages carry.
+    /// `module_path!()::fn_name` (a raw identifier without its `r#`): what
+    /// messages carry.
     pub name: &'static str,
     /// `TypeId` of the argument type.
     pub arg: fn() -> TypeId,
