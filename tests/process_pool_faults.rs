@@ -12,8 +12,9 @@
 //! bound, and every test body runs under a [`HangGuard`](support::HangGuard)
 //! so a deadlock fails the run instead of hanging it.
 //!
-//! * `crashes`: panics, abort, exit, segfault, SIGKILL, out of memory, and
-//!   CPython's `test_deadlock.py` crashes while encoding or decoding.
+//! * `crashes`: panics, abort, exit, segfault, stack overflow, SIGKILL, out
+//!   of memory, and CPython's `test_deadlock.py` crashes while encoding or
+//!   decoding.
 //! * `limits`: the pool's per-task time limit and per-worker memory limit.
 //! * `codec`: values whose `Serialize` or `Deserialize` fails or panics, on
 //!   each side of the process boundary.

@@ -1,8 +1,8 @@
 //! A task that panics, or a worker that dies: by abort, exit, segfault,
-//! SIGKILL from outside, running out of memory, or a crash while its
-//! argument is decoded or its result encoded (CPython's `test_deadlock.py`,
-//! where any of these breaks the whole pool; here only the one future
-//! fails and a replacement worker starts).
+//! stack overflow, SIGKILL from outside, running out of memory, or a crash
+//! while its argument is decoded or its result encoded (CPython's
+//! `test_deadlock.py`, where any of these breaks the whole pool; here only
+//! the one future fails and a replacement worker starts).
 
 use concurrent_futures::{Executor, StartMethod, TaskError};
 
@@ -24,6 +24,7 @@ for_each_start_method!(
     exit_in_task,
     exit_zero_in_task,
     segfault_in_task,
+    stack_overflow_in_task,
     sigkill_from_outside,
     out_of_memory,
     exit_while_decoding_args,
@@ -96,6 +97,40 @@ fn segfault_in_task(method: StartMethod) {
         |pool, _| pool.submit(tasks::crash, Crash::Segfault).unwrap(),
         Fate::Dies,
         |err, pid| expect_died(err, pid, SIGSEGV, None),
+    );
+}
+
+/// A task that overflows its stack (unbounded recursion): only its future
+/// fails, with `WorkerDied`; the bystander submitted before it and the
+/// tasks queued after it get their values, and a replacement worker starts
+/// (see [`fault_scenario`](crate::fault_scenario)). The signal differs by
+/// start method, because std's stack-overflow handler exists only where
+/// std's start-up ran:
+///
+/// * `Spawn`: SIGSEGV (11), and nothing is printed. A spawned worker runs
+///   its tasks from the ELF `.init_array`, before `main`, on the main
+///   thread, so std never installed its SIGSEGV handler: the stack cannot
+///   grow past `RLIMIT_STACK`, the kernel sends SIGSEGV (not SIGBUS: on
+///   Linux a fault beyond a stack is SIGSEGV), and its default action
+///   kills the worker.
+/// * `Fork`: SIGABRT (6). The initial workers of a `Fork` pool are forked
+///   from the thread that called `build()`, here a test thread of the
+///   harness, and the task runs on that thread's copy: its stack, its guard
+///   page, its alternate signal stack, and std's SIGSEGV handler, all
+///   inherited. The handler sees a fault in the guard page, prints "thread
+///   '<name>' has overflowed its stack" (the forking thread's name) and
+///   aborts.
+fn stack_overflow_in_task(method: StartMethod) {
+    let signal = match method {
+        StartMethod::Spawn => SIGSEGV,
+        StartMethod::Fork => SIGABRT,
+    };
+    fault_scenario(
+        method,
+        "a task that overflows its stack",
+        |pool, _| pool.submit(tasks::overflow_stack, ()).unwrap(),
+        Fate::Dies,
+        |err, pid| expect_died(err, pid, signal, None),
     );
 }
 

@@ -59,6 +59,12 @@ pub fn crash(crash: Crash) -> u32 {
     crash.now()
 }
 
+/// Overflows its stack (see [`payloads::overflow_stack`]); never returns.
+#[task]
+pub fn overflow_stack(_: ()) -> u64 {
+    payloads::overflow_stack()
+}
+
 /// Starts a `sleep 60` that outlives it, reaches the gate as
 /// `"grandchild:<its pid>"`, then ends its own process as `crash` says.
 #[task]
