@@ -455,3 +455,37 @@ fn a_forked_worker_can_panic_while_the_parent_prints_a_panic() {
     );
     assert!(stderr.contains("panicked at") && stderr.contains("odd 1"));
 }
+
+/// The rule for done-callbacks of process-pool futures: they run on the
+/// handler thread of the worker that ran the task (CPython: its management
+/// thread). A callback may submit to the pool, but must not wait for what
+/// it submitted: on a one-worker pool that work cannot start until the
+/// callback has returned, because the handler that would send it is the
+/// one running the callback. Once it returns, the work runs.
+#[test]
+fn a_done_callback_runs_on_its_handler_and_must_not_wait_for_its_own_pool() {
+    let _guard = HangGuard::new("a done-callback that submits");
+    let pool = std::sync::Arc::new(pool(StartMethod::Spawn, 1));
+    let gate = Gate::new();
+    // Still running when the callback is added, so it runs on completion.
+    let first = pool.submit(wait_then_pid, gate.gate_ref()).unwrap();
+    gate.wait_for_arrivals(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let inner_pool = std::sync::Arc::clone(&pool);
+    first.add_done_callback(move |_| {
+        let inner = inner_pool.submit(double, 2).unwrap();
+        // Cannot finish while this callback holds the only handler.
+        let waited = inner.result_timeout(Duration::from_millis(100)).cloned();
+        let thread = std::thread::current().name().map(str::to_owned);
+        tx.send((thread, waited, inner)).unwrap();
+    });
+    gate.open();
+    let (thread, waited, inner) = rx.recv_timeout(SHORT_TIMEOUT).unwrap();
+    assert_eq!(thread.as_deref(), Some("cf-process-0"));
+    assert!(
+        matches!(waited, Err(TaskError::TimedOut { .. })),
+        "{waited:?}"
+    );
+    assert_eq!(inner.result_timeout(SHORT_TIMEOUT), Ok(&4));
+    assert!(first.result().is_ok());
+}

@@ -65,8 +65,9 @@ pub enum StartMethod {
     /// Execute the current program (or the builder's `worker_program`)
     /// afresh. The new process recognises its worker role before `main`
     /// runs (nothing to add to `main`; see the crate docs) and serves
-    /// tasks. Safe in a multi-threaded program. The default, as in
-    /// CPython 3.14.
+    /// tasks. Safe in a multi-threaded program. The default here.
+    /// (CPython's default is `spawn` on macOS and Windows, and
+    /// `forkserver` on Linux since 3.14.)
     #[default]
     Spawn,
     /// `fork` the initial workers from the thread that calls `build()`,
@@ -388,9 +389,13 @@ impl ProcessPoolBuilder {
 ///   the running future with [`TaskError::WorkerDied`] (pid, signal or
 ///   status) and the worker is replaced.
 /// * Workers die with the parent process, whatever kills it, and inherit
-///   only stdio and one pipe.
+///   only stdio and their own channel.
 /// * Done-callbacks run in the pool's handler thread that completes the
-///   future (CPython: its management thread).
+///   future (CPython: its management thread). That handler sends its
+///   worker nothing more until the callback returns, so a callback may
+///   submit to the pool but must not wait for what it submitted: on a
+///   one-worker pool that work cannot start before the callback ends.
+///   Hand such waits to another thread.
 /// * Dropping the pool is `shutdown(wait = true)`.
 pub struct ProcessPoolExecutor {
     shared: Arc<Shared>,
@@ -474,10 +479,8 @@ const REPLY_SPIN: Duration = Duration::from_micros(100);
 /// [`REPLY_SPIN`] before it sleeps. An idle round trip is three wake-ups:
 /// the worker, the slot's handler thread (which reads the response and
 /// completes the future), then the waiter; a waiter that is still awake
-/// when the future completes saves the third, which on this project's
-/// 2-vCPU machine cost 15-25 µs of a 60-80 µs round trip (a scratch
-/// measurement, median of 2,000 no-op round trips: 58-77 µs sleeping at
-/// once, 11-29 µs looking first).
+/// when the future completes saves the third (what that saves is in
+/// `docs/PERFORMANCE.md`, process pool, "Findings: where the time goes").
 struct AwaitReply;
 
 impl InlineRun for AwaitReply {
@@ -878,10 +881,8 @@ impl Handler {
         //
         // "Busy" is "holds a job", not "is not in `idle`": a worker that
         // has just connected, or has just answered, is in neither until its
-        // handler runs `fill`. Judging by `idle` alone let one handler take
-        // two jobs while such a worker was about to go idle, and a task
-        // then waited behind another with a worker free (a hang in the
-        // fault suite, 1 run in 4 under load).
+        // handler runs `fill`; judging by `idle` alone would let one
+        // handler take two jobs while such a worker was about to go idle.
         let saturated = state.queue.len() >= state.senders.len()
             && state.senders.iter().all(Option::is_some)
             && state

@@ -173,7 +173,6 @@ pub(crate) static FORKED: AtomicBool = AtomicBool::new(false);
 /// parent was inside the panic hook then (printing a backtrace takes a
 /// while), the default hook's backtrace lock and `Stderr`'s lock stay held
 /// in the worker for ever, and the worker's first panic hangs in the hook.
-/// The fault suite hit this about one run in ten, with `RUST_BACKTRACE=1`.
 /// Replacing the hook *in the worker* would need the hook's own lock,
 /// which may be held the same way; so the parent installs, once and before
 /// forking, a hook that hands every panic of the parent to the hook it had
@@ -276,8 +275,8 @@ fn limit_address_space(bytes: u64) -> std::io::Result<()> {
 /// request arrives in a fresh buffer, and its argument and result are
 /// decoded and encoded into fresh ones: with glibc's defaults a buffer of
 /// a few hundred KiB or more is a fresh `mmap`, whose pages the kernel
-/// faults in and zeroes on first touch and unmaps on free, every task (a
-/// profile of 1 MiB echoes spent most of the worker's time there). Served
+/// faults in and zeroes on first touch and unmaps on free, every task.
+/// Served
 /// from the heap and not trimmed back, they are reused warm. The worker is
 /// this crate's process (the program's `main` never runs in it), so the
 /// setting is ours to make; a worker keeps at most 64 MiB of free heap.
