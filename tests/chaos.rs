@@ -1,12 +1,14 @@
-//! The chaos soak: 20,000 tasks on a process pool of 2 that mix normal
+//! The chaos soak, once per start method (Spawn, ForkServer, Fork, one
+//! after the other): 20,000 tasks on a process pool of 2 that mix normal
 //! results, panics, aborts, SIGKILLs sent from a second thread, cancels,
 //! tasks past their time limit and large payloads. Afterwards every future
 //! must hold the outcome its task's kind dictates (counted, and printed as
 //! a table), the pool must be back to its 2 workers, and once it is gone
 //! no child process and no new descriptor may remain.
 //!
-//! Ignored by `cargo test`; CI runs it in release, bounded at 60 s (a
-//! [`HangGuard`] aborts the run past that; it takes about 7-10 s on 2 cores):
+//! Ignored by `cargo test`; CI runs it in release, each start method
+//! bounded at 60 s (a [`HangGuard`] aborts the run past that; each takes
+//! about 5-10 s on 2 cores):
 //!
 //! ```text
 //! cargo test --release --test chaos -- --ignored --nocapture
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use concurrent_futures::{ProcessPoolExecutor, TaskError, TaskFuture, task};
+use concurrent_futures::{ProcessPoolExecutor, StartMethod, TaskError, TaskFuture, task};
 
 mod support;
 
@@ -220,9 +222,21 @@ fn check(done: Submitted) -> (Kind, Seen) {
     }
 }
 
+/// The soak on each start method in turn (one at a time: each checks that
+/// it leaves no child and no descriptor behind).
 #[test]
-#[ignore = "a soak of ~10 s in release; CI runs it: cargo test --release --test chaos -- --ignored"]
+#[ignore = "a soak of ~20 s in release; CI runs it: cargo test --release --test chaos -- --ignored"]
 fn chaos_soak() {
+    for method in [
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+        StartMethod::Fork,
+    ] {
+        soak(method);
+    }
+}
+
+fn soak(method: StartMethod) {
     let _guard = HangGuard::with_limit("the chaos soak", Duration::from_secs(60));
     let total = env_number("CF_CHAOS_TASKS", 20_000) as usize;
     let kinds = schedule(total, env_number("CF_CHAOS_SEED", 0x5eed));
@@ -245,6 +259,7 @@ fn chaos_soak() {
     let started = Instant::now();
     let pool = ProcessPoolExecutor::builder()
         .max_workers(2)
+        .start_method(method)
         .build()
         .unwrap();
     let stop = AtomicBool::new(false);
@@ -293,7 +308,7 @@ fn chaos_soak() {
     }
     assert_eq!(pool.broken_reason(), None);
 
-    println!("chaos soak: {total} tasks on a process pool of 2 in {elapsed:.1?}");
+    println!("chaos soak, {method:?}: {total} tasks on a process pool of 2 in {elapsed:.1?}");
     println!("| kind | outcome | count |\n|---|---|---:|");
     for ((kind, seen), n) in &counts {
         println!("| {kind:?} | {seen:?} | {n} |");

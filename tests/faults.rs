@@ -1,5 +1,5 @@
-//! The fault matrix: every executor (threads; processes started with fork;
-//! processes started with spawn) against every fault a task can meet, one
+//! The fault matrix: every executor (threads; processes started with fork,
+//! spawn or a fork server) against every fault a task can meet, one
 //! test per cell, named `<fault>::<executor>` so that
 //! `cargo test --test faults` reads as the table.
 //!
@@ -58,7 +58,7 @@ pub struct Row {
 /// The matrix and its tests, from one list. Each entry is
 /// `<id> <Applies> "<fault>", threads: "<sees, or why not>", processes:
 /// "<sees>";` and yields `mod <id>` with a `#[test]` per applicable
-/// executor (each calling `cells::<id>`) and three rows of [`MATRIX`].
+/// executor (each calling `cells::<id>`) and four rows of [`MATRIX`].
 macro_rules! fault_matrix {
     (@threads Everywhere $text:literal) => { $text };
     (@threads ProcessesOnly $text:literal) => { concat!("not applicable: ", $text) };
@@ -75,7 +75,8 @@ macro_rules! fault_matrix {
         threads: $threads:literal,
         processes: $processes:literal;
     )*) => {
-        /// Every (fault, executor) cell, in order: threads, fork, spawn.
+        /// Every (fault, executor) cell, in order: threads, fork, spawn,
+        /// forkserver.
         pub const MATRIX: &[Row] = &[$(
             Row {
                 id: stringify!($id),
@@ -98,6 +99,13 @@ macro_rules! fault_matrix {
                 sees: $processes,
                 tested: true,
             },
+            Row {
+                id: stringify!($id),
+                fault: $fault,
+                exec: Exec::ForkServer,
+                sees: $processes,
+                tested: true,
+            },
         )*];
 
         $(
@@ -115,6 +123,12 @@ macro_rules! fault_matrix {
                 fn spawn() {
                     let name = concat!(stringify!($id), "::spawn");
                     crate::cells::$id(crate::harness::Cell::begin(crate::Exec::Spawn, name));
+                }
+
+                #[test]
+                fn forkserver() {
+                    let name = concat!(stringify!($id), "::forkserver");
+                    crate::cells::$id(crate::harness::Cell::begin(crate::Exec::ForkServer, name));
                 }
             }
         )*
@@ -278,25 +292,29 @@ fn reliability_md_is_current() {
     );
 }
 
-/// Every fault has its three rows, each applicable cell a test, and every
+/// Every fault has its four rows, each applicable cell a test, and every
 /// fault applies to processes.
 #[test]
 fn matrix_is_complete() {
     let _serial = harness::serial();
-    assert_eq!(MATRIX.len() % 3, 0);
-    for rows in MATRIX.chunks(3) {
+    assert_eq!(MATRIX.len() % 4, 0);
+    for rows in MATRIX.chunks(4) {
         let execs: Vec<Exec> = rows.iter().map(|r| r.exec).collect();
-        assert_eq!(execs, [Exec::Threads, Exec::Fork, Exec::Spawn], "{rows:?}");
+        assert_eq!(
+            execs,
+            [Exec::Threads, Exec::Fork, Exec::Spawn, Exec::ForkServer],
+            "{rows:?}"
+        );
         assert!(
             rows.iter()
                 .all(|r| r.id == rows[0].id && r.fault == rows[0].fault)
         );
-        assert!(rows[1].tested && rows[2].tested, "{rows:?}");
+        assert!(rows[1..].iter().all(|r| r.tested), "{rows:?}");
         assert_eq!(
             rows[0].tested,
             !rows[0].sees.starts_with("not applicable: ")
         );
     }
-    let faults = MATRIX.len() / 3;
+    let faults = MATRIX.len() / 4;
     assert_eq!(faults, 15, "the issue's fourteen faults and the time limit");
 }

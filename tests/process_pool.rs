@@ -16,7 +16,11 @@ use concurrent_futures::{
 };
 use support::{Gate, GateRef, HangGuard, SHORT_TIMEOUT};
 
-const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::Fork];
+const METHODS: [StartMethod; 3] = [
+    StartMethod::Spawn,
+    StartMethod::Fork,
+    StartMethod::ForkServer,
+];
 
 fn pool(method: StartMethod, workers: usize) -> ProcessPoolExecutor {
     ProcessPoolExecutor::builder()
@@ -262,9 +266,9 @@ fn parent_to_be_killed() {
     for p in &pools {
         eventually("all workers are connected", || p.worker_count() == 2);
     }
-    let pids: Vec<String> = pools
-        .iter()
-        .flat_map(|p| p.worker_pids())
+    // Every child: the workers, and the fork server of the ForkServer pool.
+    let pids: Vec<String> = support::children()
+        .into_iter()
         .map(|p| p.to_string())
         .collect();
     println!("PIDS {}", pids.join(" "));
@@ -310,7 +314,8 @@ fn workers_die_with_their_parent() {
             break pids.split(' ').map(|p| p.parse().unwrap()).collect();
         }
     };
-    assert_eq!(pids.len(), 4, "{pids:?}");
+    // Two workers per pool, and one fork server.
+    assert_eq!(pids.len(), 2 * METHODS.len() + 1, "{pids:?}");
     parent.kill().unwrap();
     parent.wait().unwrap();
     for pid in pids {

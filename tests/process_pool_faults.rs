@@ -29,7 +29,8 @@ use concurrent_futures::{
 };
 
 /// One `#[test]` per start method for each scenario `fn(StartMethod)`
-/// listed: `spawn::<name>` and `fork::<name>` in the calling module.
+/// listed: `spawn::<name>`, `fork::<name>` and `forkserver::<name>` in the
+/// calling module.
 /// Attributes before a name (`#[ignore = "..."]`) go on both tests.
 macro_rules! for_each_start_method {
     ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
@@ -48,6 +49,15 @@ macro_rules! for_each_start_method {
                 $(#[$meta])*
                 fn $name() {
                     super::$name(concurrent_futures::StartMethod::Fork);
+                }
+            )*
+        }
+        mod forkserver {
+            $(
+                #[test]
+                $(#[$meta])*
+                fn $name() {
+                    super::$name(concurrent_futures::StartMethod::ForkServer);
                 }
             )*
         }

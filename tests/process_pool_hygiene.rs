@@ -31,7 +31,11 @@ fn no_zombie_and_no_leaked_descriptor_after_the_pools_are_gone() {
         "children before the test: {:?}",
         children()
     );
-    for method in [StartMethod::Spawn, StartMethod::Fork] {
+    for method in [
+        StartMethod::Spawn,
+        StartMethod::Fork,
+        StartMethod::ForkServer,
+    ] {
         let pool = ProcessPoolExecutor::builder()
             .max_workers(2)
             .start_method(method)

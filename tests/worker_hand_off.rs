@@ -10,7 +10,9 @@
 //! same-user process can see. It knows the hand-off of earlier versions
 //! (the bootstrap secret and socket path in `CONCURRENT_FUTURES_WORKER`,
 //! a hello over ipc-channel), which it tries, and it tries every
-//! descriptor of the worker's that `/proc` lists.
+//! descriptor of the worker's that `/proc` lists. Spawn workers, a Fork
+//! pool's (spawned) replacements and a ForkServer pool's server all start
+//! through the slow script.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -73,10 +75,14 @@ fn a_forger_never_takes_a_workers_place() {
         != "READY"
     {}
 
-    for method in [StartMethod::Spawn, StartMethod::Fork] {
+    for method in [
+        StartMethod::Spawn,
+        StartMethod::Fork,
+        StartMethod::ForkServer,
+    ] {
         // One task per worker: every task after a Fork pool's first runs
         // on a replacement, and replacements are spawned, through the
-        // slow script.
+        // slow script. A ForkServer pool's server starts through it.
         let pool = ProcessPoolExecutor::builder()
             .max_workers(1)
             .start_method(method)
@@ -100,17 +106,24 @@ fn a_forger_never_takes_a_workers_place() {
             }
             // The forger found this very worker while it started and tried
             // everything on it: the test is not won by a forger that never
-            // saw anything.
-            let saw = format!("SAW {pid} ");
+            // saw anything. A ForkServer pool's workers are forked by the
+            // server, connected before they can first be seen; there the
+            // race is the server's own start, through the slow script.
+            let saw: Box<dyn Fn(&String) -> bool> = if method == StartMethod::ForkServer {
+                Box::new(|l| l.starts_with("SAW ") && l.contains("CONCURRENT_FUTURES_FORK_SERVER="))
+            } else {
+                let prefix = format!("SAW {pid} ");
+                Box::new(move |l| l.starts_with(&prefix))
+            };
             let deadline = Instant::now() + SHORT_TIMEOUT;
-            while !report.iter().any(|l| l.starts_with(&saw)) && Instant::now() < deadline {
+            while !report.iter().any(&saw) && Instant::now() < deadline {
                 if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
                     report.push(line);
                 }
             }
             assert!(
-                report.iter().any(|l| l.starts_with(&saw)),
-                "{method:?}: the forger never saw worker {pid}: {report:#?}"
+                report.iter().any(&saw),
+                "{method:?}: the forger never saw worker {pid} start: {report:#?}"
             );
         }
         drop(pool);
@@ -161,9 +174,13 @@ fn forger() {
             let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
                 continue;
             };
+            // A worker's variable, or a fork server's.
             let value = environ
                 .split(|&b| b == 0)
-                .filter_map(|var| var.strip_prefix(b"CONCURRENT_FUTURES_WORKER="))
+                .filter(|var| {
+                    var.starts_with(b"CONCURRENT_FUTURES_WORKER=")
+                        || var.starts_with(b"CONCURRENT_FUTURES_FORK_SERVER=")
+                })
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .next();
             let Some(value) = value else { continue };
@@ -196,7 +213,10 @@ fn children_of(parent: u32) -> Vec<u32> {
 /// The old hand-off: `<secret>:<fd>:<limit>:<socket path>` in the
 /// environment; connect first, greet with the secret and the worker's pid,
 /// answer the first task with a forged result.
-fn take_over_by_environment(pid: u32, value: &str) {
+fn take_over_by_environment(pid: u32, var: &str) {
+    let Some(value) = var.strip_prefix("CONCURRENT_FUTURES_WORKER=") else {
+        return;
+    };
     let parts: Vec<&str> = value.splitn(4, ':').collect();
     let [secret, _, _, server] = parts[..] else {
         return;

@@ -205,3 +205,20 @@ executor_suite!(
             .build()
     },
 );
+
+executor_suite!(
+    process_pool_forkserver,
+    make: |workers| {
+        ProcessPoolExecutor::builder()
+            .max_workers(workers)
+            .start_method(StartMethod::ForkServer)
+            .build()
+    },
+    make_with_initializer: |workers, init: generic::InitFn| {
+        ProcessPoolExecutor::builder()
+            .max_workers(workers)
+            .start_method(StartMethod::ForkServer)
+            .initializer(init, ())
+            .build()
+    },
+);

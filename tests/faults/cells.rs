@@ -391,7 +391,7 @@ pub fn done_callback(cell: Cell) {
         .unwrap_or_else(|| panic!("{ran:?}"));
     let completer = match cell.exec() {
         Exec::Threads => format!("{}_", cell.thread_prefix()),
-        Exec::Fork | Exec::Spawn => "cf-process-".to_owned(),
+        Exec::Fork | Exec::Spawn | Exec::ForkServer => "cf-process-".to_owned(),
     };
     assert!(
         thread.starts_with(&completer),
@@ -463,7 +463,7 @@ pub fn initializer(cell: Cell) {
                 )
             })
             .collect(),
-        Exec::Fork | Exec::Spawn => {
+        Exec::Fork | Exec::Spawn | Exec::ForkServer => {
             vec![format!("the initializer failed: it panicked: {INIT_PANIC}")]
         }
     };

@@ -30,6 +30,8 @@ pub enum Exec {
     Fork,
     /// `ProcessPoolExecutor` with `StartMethod::Spawn`.
     Spawn,
+    /// `ProcessPoolExecutor` with `StartMethod::ForkServer`.
+    ForkServer,
 }
 
 impl Exec {
@@ -39,6 +41,7 @@ impl Exec {
             Exec::Threads => "threads",
             Exec::Fork => "fork",
             Exec::Spawn => "spawn",
+            Exec::ForkServer => "forkserver",
         }
     }
 
@@ -48,6 +51,7 @@ impl Exec {
             Exec::Threads => "threads",
             Exec::Fork => "processes, fork",
             Exec::Spawn => "processes, spawn",
+            Exec::ForkServer => "processes, forkserver",
         }
     }
 
@@ -57,6 +61,7 @@ impl Exec {
             Exec::Threads => panic!("a thread pool has no start method"),
             Exec::Fork => StartMethod::Fork,
             Exec::Spawn => StartMethod::Spawn,
+            Exec::ForkServer => StartMethod::ForkServer,
         }
     }
 }
@@ -206,7 +211,7 @@ impl Cell {
                 .build()
                 .expect("a valid thread pool configuration"),
             ),
-            Exec::Fork | Exec::Spawn => Pool::Processes(
+            Exec::Fork | Exec::Spawn | Exec::ForkServer => Pool::Processes(
                 processes(
                     ProcessPoolExecutor::builder()
                         .max_workers(WORKERS)
@@ -275,7 +280,7 @@ impl Cell {
         let thread_prefix = match self.exec {
             Exec::Threads => format!("{}_", self.prefix),
             // Handler threads, joined by the pool's drop.
-            Exec::Fork | Exec::Spawn => "cf-process-".to_owned(),
+            Exec::Fork | Exec::Spawn | Exec::ForkServer => "cf-process-".to_owned(),
         };
         // A joined thread can stay listed in /proc for a moment: the
         // kernel wakes the joiner (clearing the thread's tid) before it

@@ -120,9 +120,11 @@ fn segfault_in_task(method: StartMethod) {
 ///   inherited. The handler sees a fault in the guard page, prints "thread
 ///   '<name>' has overflowed its stack" (the forking thread's name) and
 ///   aborts.
+/// * `ForkServer`: SIGSEGV (11), as `Spawn`: the worker is a fork of the
+///   server's only thread, which runs before `main` too.
 fn stack_overflow_in_task(method: StartMethod) {
     let signal = match method {
-        StartMethod::Spawn => SIGSEGV,
+        StartMethod::Spawn | StartMethod::ForkServer => SIGSEGV,
         StartMethod::Fork => SIGABRT,
     };
     fault_scenario(

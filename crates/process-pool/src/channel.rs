@@ -276,26 +276,26 @@ impl Receiver {
             }
         }
     }
+}
 
-    /// Waits until a frame's first bytes can be read or `timeout` passes;
-    /// true if the socket is readable (or closed). Used for the hello.
-    pub(crate) fn readable_within(&self, timeout: std::time::Duration) -> io::Result<bool> {
-        let mut fds = [libc::pollfd {
-            fd: self.socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        loop {
-            // SAFETY: `fds` is a valid array of one pollfd.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
-            if n >= 0 {
-                return Ok(n > 0);
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
-            }
+/// Waits until `fd` can be read (or is closed) or `timeout` passes; true
+/// if it can. Used for the hand-off's greeting.
+pub(crate) fn readable_within(fd: RawFd, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: `fds` is a valid array of one pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+        if n >= 0 {
+            return Ok(n > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
         }
     }
 }

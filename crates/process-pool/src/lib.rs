@@ -17,6 +17,7 @@
 
 mod channel;
 pub mod codec;
+mod fork_server;
 mod pool;
 mod process;
 pub mod registry;

@@ -47,6 +47,7 @@ use serde::de::DeserializeOwned;
 
 use crate::channel::Sender;
 use crate::codec::{self, CodecError};
+use crate::fork_server::ForkServer;
 use crate::process::{self, Launcher, Started, Worker};
 use crate::registry;
 use crate::watchdog::Watchdog;
@@ -96,8 +97,20 @@ pub enum StartMethod {
     /// a thread starting or ending in the parent at the fork leaves held.
     /// A *task* in a forked worker meets that lock too if it starts a
     /// `std::thread` or calls `std::process::exit` (whose clean-up takes
-    /// it): rarely, such a task hangs. Use `Spawn` for tasks like that.
+    /// it): rarely, such a task hangs. Use `Spawn` or `ForkServer` for
+    /// tasks like that.
     Fork,
+    /// A *fork server* (CPython's `forkserver`, its Linux default since
+    /// 3.14): `build()` starts one small process, this program executed
+    /// afresh with one thread that never runs `main`, and it forks every
+    /// worker of the pool, the replacements too. Each start is a fork of
+    /// that clean, small process: safe whatever threads the program runs
+    /// (no lock of theirs can be held in it), and cheaper than `Spawn`,
+    /// which pays an `exec` and the loader per worker. Workers do not
+    /// inherit the program's memory (unlike `Fork`). The workers are
+    /// children of the pool's process, as with the other methods; the
+    /// server ends with the pool, and is started again if it dies.
+    ForkServer,
 }
 
 /// The initializer: a registered task run once in every worker before its
@@ -275,8 +288,9 @@ impl ProcessPoolBuilder {
 
     /// Builds the pool and starts its workers. With [`StartMethod::Fork`]
     /// the workers are forked here, in the calling thread; with `Spawn`
-    /// each handler thread spawns its own. `build` does not wait for them
-    /// to connect: a worker that cannot start makes the pool broken, which
+    /// each handler thread spawns its own; with `ForkServer` the server is
+    /// started here and each handler has it fork its worker. `build` does
+    /// not wait for the workers to connect: a worker that cannot start makes the pool broken, which
     /// its futures and the next submit report.
     ///
     /// Errors: `max_workers` or `max_tasks_per_child` of 0, an initializer
@@ -306,6 +320,7 @@ impl ProcessPoolBuilder {
                 program: self.program,
                 start_timeout: self.start_timeout,
                 memory_limit: self.memory_limit,
+                fork_server: (self.start_method == StartMethod::ForkServer).then(ForkServer::new),
             },
             initializer,
             max_workers,
@@ -339,8 +354,18 @@ impl ProcessPoolBuilder {
                         None
                     }
                 },
-                StartMethod::Spawn => None,
+                StartMethod::Spawn | StartMethod::ForkServer => None,
             });
+        }
+        // The fork server, before the handlers ask it for workers: its
+        // failure to start is the pool's, reported like a worker's.
+        if let Some(server) = &shared.launcher.fork_server
+            && let Err(e) = shared
+                .launcher
+                .program()
+                .and_then(|program| server.start(&program, shared.launcher.start_timeout))
+        {
+            shared.set_broken(e);
         }
         let mut handlers = Vec::with_capacity(max_workers);
         for (slot, started) in forked.into_iter().enumerate() {
@@ -764,7 +789,7 @@ impl Handler {
         while self.has_work_ahead() {
             let started = match pending.take() {
                 Some(started) => Ok(started),
-                None => self.shared.launcher.spawn(),
+                None => self.shared.launcher.start(),
             };
             match started.and_then(|s| self.connect(s)) {
                 Ok(worker) => self.serve(worker),

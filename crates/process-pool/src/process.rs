@@ -18,6 +18,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
 use crate::channel::{self, Receiver, Sender};
+use crate::fork_server::ForkServer;
 use crate::worker;
 
 /// How a worker ended: the signal that killed it or its exit status.
@@ -55,6 +56,8 @@ pub(crate) struct Launcher {
     pub start_timeout: Duration,
     /// Each worker's `RLIMIT_AS`, in bytes.
     pub memory_limit: Option<u64>,
+    /// With `StartMethod::ForkServer`: the server that forks the workers.
+    pub fork_server: Option<ForkServer>,
 }
 
 /// A child that has been started but has not said hello yet: its pid and
@@ -65,21 +68,45 @@ pub(crate) struct Started {
 }
 
 impl Started {
+    /// A child `pid` just started, with the parent's end of its channel.
+    pub(crate) fn new(pid: Pid, socket: OwnedFd) -> Started {
+        Started { pid, socket }
+    }
+
     /// Kills and reaps a child that will never be connected.
     pub(crate) fn abandon(self) {
         kill_and_reap(self.pid);
     }
 }
 
+/// The parent's and the child's end of a new worker's (or fork server's)
+/// channel. The parent's end asks the kernel for the credentials of
+/// whoever writes to it (`SO_PASSCRED`), for the greeting's check.
+pub(crate) fn worker_channel() -> Result<(OwnedFd, OwnedFd), String> {
+    let (ours, theirs) = channel::socket_pair()
+        .map_err(|e| describe_start_error("cannot create a worker's channel", &e))?;
+    set_passcred(&ours, true).map_err(|e| format!("cannot set up a worker's channel: {e}"))?;
+    Ok((ours, theirs))
+}
+
 impl Launcher {
-    /// The parent's and the child's end of a new worker's channel. The
-    /// parent's end asks the kernel for the credentials of whoever writes
-    /// to it (`SO_PASSCRED`), for the hello's check.
-    fn channel() -> Result<(OwnedFd, OwnedFd), String> {
-        let (ours, theirs) = channel::socket_pair()
-            .map_err(|e| describe_start_error("cannot create a worker's channel", &e))?;
-        set_passcred(&ours, true).map_err(|e| format!("cannot set up a worker's channel: {e}"))?;
-        Ok((ours, theirs))
+    /// The program workers (and a fork server) run: the builder's
+    /// `worker_program`, or the current executable.
+    pub(crate) fn program(&self) -> Result<PathBuf, String> {
+        match &self.program {
+            Some(p) => Ok(p.clone()),
+            None => std::env::current_exe()
+                .map_err(|e| format!("cannot find the current executable to spawn: {e}")),
+        }
+    }
+
+    /// Starts a worker: by the fork server if the pool has one, else by
+    /// spawning it.
+    pub(crate) fn start(&self) -> Result<Started, String> {
+        match &self.fork_server {
+            Some(server) => server.fork(&self.program()?, self.start_timeout, self.memory_limit),
+            None => self.spawn(),
+        }
     }
 
     /// Starts the current executable (or the named program) as a worker.
@@ -94,12 +121,8 @@ impl Launcher {
         // would leave spawned workers running `main`.
         // SAFETY: a plain read of an initialised static.
         let _boot = unsafe { std::ptr::read_volatile(&raw const worker::BOOT) };
-        let program = match &self.program {
-            Some(p) => p.clone(),
-            None => std::env::current_exe()
-                .map_err(|e| format!("cannot find the current executable to spawn: {e}"))?,
-        };
-        let (ours, theirs) = Self::channel()?;
+        let program = self.program()?;
+        let (ours, theirs) = worker_channel()?;
         let child = Command::new(&program)
             .arg(worker::WORKER_ARG)
             .env(worker::BOOT_ENV, self.memory_limit.unwrap_or(0).to_string())
@@ -125,7 +148,7 @@ impl Launcher {
     /// `StartMethod::Fork` for the hazard of other threads in the parent.
     pub(crate) fn fork(&self) -> Result<Started, String> {
         prepare_fork();
-        let (ours, theirs) = Self::channel()?;
+        let (ours, theirs) = worker_channel()?;
         // SAFETY: the child runs only the worker (hello, serve, `_exit`)
         // and never returns into the caller. That it may allocate and take
         // locks after forking a multi-threaded parent is the documented
@@ -166,88 +189,106 @@ impl Launcher {
     /// killed, reaped and reported.
     pub(crate) fn connect(&self, started: Started) -> Result<Worker, String> {
         let Started { pid, socket } = started;
-        let fd = socket.as_raw_fd();
+        await_greeting(
+            pid,
+            &socket,
+            &worker::hello_frame(),
+            "worker",
+            self.start_timeout,
+        )?;
         // Sound: `pid` is our child, not yet reaped, so not reused.
         let (requests, responses) = channel::split(socket, channel::pidfd(pid.as_raw()));
-        let deadline = Instant::now() + self.start_timeout;
-        let greeting = worker::hello_frame();
-        let mut got = Vec::with_capacity(greeting.len());
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let readable = responses
-                .readable_within(left.min(Duration::from_millis(20)))
-                .map_err(|e| {
-                    kill_and_reap(pid);
-                    format!("worker {pid}: cannot wait for its hello: {e}")
-                })?;
-            if readable {
-                match read_with_credentials(fd, greeting.len() - got.len()) {
-                    Ok((bytes, _)) if bytes.is_empty() => {
-                        // Killed first in case it closed the socket and
-                        // lives on; an exited child keeps its status.
-                        let death = kill_and_reap(pid);
+        Ok(Worker {
+            pid,
+            requests,
+            responses,
+        })
+    }
+}
+
+/// The hand-off's check (see [`Launcher::connect`]): waits up to `timeout`
+/// for `greeting` on `socket`, the parent's end of the channel of the
+/// started child `pid` (a `what`), written by that very process. On any
+/// failure the child is killed and reaped, and the reason returned. On
+/// success the socket stops asking for credentials.
+pub(crate) fn await_greeting(
+    pid: Pid,
+    socket: &OwnedFd,
+    greeting: &[u8],
+    what: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let fd = socket.as_raw_fd();
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::with_capacity(greeting.len());
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let readable =
+            channel::readable_within(fd, left.min(Duration::from_millis(20))).map_err(|e| {
+                kill_and_reap(pid);
+                format!("{what} {pid}: cannot wait for its hello: {e}")
+            })?;
+        if readable {
+            match read_with_credentials(fd, greeting.len() - got.len()) {
+                Ok((bytes, _)) if bytes.is_empty() => {
+                    // Killed first in case it closed the socket and lives
+                    // on; an exited child keeps its status.
+                    let death = kill_and_reap(pid);
+                    return Err(format!(
+                        "{what} {pid} {} before it connected{}",
+                        death.describe(),
+                        missing_boot_hint(death)
+                    ));
+                }
+                Ok((bytes, writer)) => {
+                    if writer != Some(pid.as_raw()) {
+                        kill_and_reap(pid);
                         return Err(format!(
-                            "worker {pid} {} before it connected{}",
-                            death.describe(),
-                            missing_boot_hint(death)
+                            "{what} {pid}: its channel was written to by another process \
+                             ({}); refused",
+                            writer.map_or("unknown".to_owned(), |p| format!("pid {p}"))
                         ));
                     }
-                    Ok((bytes, writer)) => {
-                        if writer != Some(pid.as_raw()) {
-                            kill_and_reap(pid);
-                            return Err(format!(
-                                "worker {pid}: its channel was written to by another process \
-                                 ({}); refused",
-                                writer.map_or("unknown".to_owned(), |p| format!("pid {p}"))
-                            ));
-                        }
-                        got.extend_from_slice(&bytes);
-                        if !greeting.starts_with(&got) {
-                            kill_and_reap(pid);
-                            return Err(format!(
-                                "worker {pid} did not greet as a worker; refused. Is the program \
-                                 a binary that links concurrent-futures?"
-                            ));
-                        }
-                        if got.len() == greeting.len() {
-                            set_passcred_raw(fd, false).map_err(|e| {
-                                kill_and_reap(pid);
-                                format!("worker {pid}: cannot set up its channel: {e}")
-                            })?;
-                            return Ok(Worker {
-                                pid,
-                                requests,
-                                responses,
-                            });
-                        }
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
-                    Err(e) => {
-                        let death = kill_and_reap(pid);
+                    got.extend_from_slice(&bytes);
+                    if !greeting.starts_with(&got) {
+                        kill_and_reap(pid);
                         return Err(format!(
-                            "worker {pid} {} before it connected ({e}){}",
-                            death.describe(),
-                            missing_boot_hint(death)
+                            "{what} {pid} did not greet as a {what}; refused. Is the program \
+                             a binary that links concurrent-futures?"
                         ));
+                    }
+                    if got.len() == greeting.len() {
+                        return set_passcred_raw(fd, false).map_err(|e| {
+                            kill_and_reap(pid);
+                            format!("{what} {pid}: cannot set up its channel: {e}")
+                        });
                     }
                 }
-                continue;
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                Err(e) => {
+                    let death = kill_and_reap(pid);
+                    return Err(format!(
+                        "{what} {pid} {} before it connected ({e}){}",
+                        death.describe(),
+                        missing_boot_hint(death)
+                    ));
+                }
             }
-            if let Some(death) = try_reap(pid) {
-                return Err(format!(
-                    "worker {pid} {} before it connected{}",
-                    death.describe(),
-                    missing_boot_hint(death)
-                ));
-            }
-            if Instant::now() >= deadline {
-                kill_and_reap(pid);
-                return Err(format!(
-                    "worker {pid} did not connect within {:?}; it was killed. Is the \
-                     program a binary that links concurrent-futures?",
-                    self.start_timeout
-                ));
-            }
+            continue;
+        }
+        if let Some(death) = try_reap(pid) {
+            return Err(format!(
+                "{what} {pid} {} before it connected{}",
+                death.describe(),
+                missing_boot_hint(death)
+            ));
+        }
+        if Instant::now() >= deadline {
+            kill_and_reap(pid);
+            return Err(format!(
+                "{what} {pid} did not connect within {timeout:?}; it was killed. Is the \
+                 program a binary that links concurrent-futures?"
+            ));
         }
     }
 }
@@ -546,13 +587,14 @@ mod hand_off {
             program: None,
             start_timeout: Duration::from_secs(10),
             memory_limit: None,
+            fork_server: None,
         }
     }
 
     /// Starts `program args` with the child's end of a fresh channel as
     /// stdin; returns it as started, and the child's end (still open here).
     fn start(program: &str, args: &[&str]) -> (Started, std::os::fd::OwnedFd) {
-        let (ours, theirs) = Launcher::channel().unwrap();
+        let (ours, theirs) = super::worker_channel().unwrap();
         let child = Command::new(program)
             .args(args)
             .stdin(Stdio::from(theirs.try_clone().unwrap()))

@@ -83,18 +83,32 @@ pub(crate) fn hello_frame() -> Vec<u8> {
 pub(crate) static BOOT: extern "C" fn() = boot;
 
 extern "C" fn boot() {
-    let Some(value) = std::env::var_os(BOOT_ENV) else {
+    let (role, var) = if std::env::var_os(crate::fork_server::SERVER_ENV).is_some() {
+        (Role::ForkServer, crate::fork_server::SERVER_ENV)
+    } else {
+        (Role::Worker, BOOT_ENV)
+    };
+    let Some(value) = std::env::var_os(var) else {
         return;
     };
     // SAFETY: this runs from `.init_array`, before `main`, so no other
     // thread exists that could read the environment concurrently. Removing
     // the variable keeps it from leaking into processes the tasks start.
-    unsafe { std::env::remove_var(BOOT_ENV) };
+    unsafe { std::env::remove_var(var) };
     // SAFETY: plain libc call. Rust's runtime ignores SIGPIPE before `main`
     // runs; we never get there, so do the same: a write to a dead parent
     // must be an error, not a silent death.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let code = std::panic::catch_unwind(|| {
+        if role == Role::ForkServer {
+            return match settle_descriptors() {
+                Ok(control) => crate::fork_server::serve(control),
+                Err(e) => {
+                    say(format_args!("cannot take over the channel on stdin: {e}"));
+                    SETTLE_FAILED_EXIT
+                }
+            };
+        }
         let Ok(limit) = value.to_string_lossy().parse::<u64>() else {
             say(format_args!("malformed {BOOT_ENV}"));
             return 2;
@@ -108,6 +122,19 @@ extern "C" fn boot() {
         }
     })
     .unwrap_or(101);
+    finish(code)
+}
+
+/// What a process started by the pool is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Worker,
+    ForkServer,
+}
+
+/// Ends a spawned worker (or fork server, or a worker it forked): flushes
+/// what the tasks printed and exits with `code`.
+pub(crate) fn finish(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     std::process::exit(code);
 }
@@ -207,7 +234,9 @@ pub(crate) fn install_fork_safe_panic_hook() {
 /// Refuses to start a pool inside a worker whose boot did not run (see the
 /// module docs): called first thing by `build()`.
 pub(crate) fn refuse_inside_a_worker() {
-    if std::env::var_os(BOOT_ENV).is_some() {
+    if std::env::var_os(BOOT_ENV).is_some()
+        || std::env::var_os(crate::fork_server::SERVER_ENV).is_some()
+    {
         eprintln!(
             "concurrent-futures: this process was started as a process-pool worker, but the \
              worker boot did not run before main, so main ran instead and tried to start a \
