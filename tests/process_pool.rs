@@ -494,3 +494,69 @@ fn a_done_callback_runs_on_its_handler_and_must_not_wait_for_its_own_pool() {
     assert_eq!(inner.result_timeout(SHORT_TIMEOUT), Ok(&4));
     assert!(first.result().is_ok());
 }
+
+/// Forks without `exec` and returns the child's pid; the child, which
+/// holds a copy of every descriptor the worker has (its channel too),
+/// sleeps 30 s.
+#[task]
+fn fork_a_sleeper(_: ()) -> i32 {
+    // SAFETY: the child only sleeps and leaves with `_exit`: nothing that
+    // needs a lock the fork may have left held.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::sleep(30);
+            libc::_exit(0);
+        }
+        pid
+    }
+}
+
+#[task]
+fn abort_now(_: ()) -> u32 {
+    std::process::abort()
+}
+
+/// A task forks without `exec` (a library that daemonizes, a plain
+/// `fork()`): the grandchild keeps the worker's end of the channel open,
+/// so its end-of-file never comes. The worker's death is still seen at
+/// once, from the process itself (a pidfd): the next task that kills it
+/// fails with `WorkerDied`, not a timeout, and dropping the pool does not
+/// wait for the grandchild.
+#[test]
+fn a_worker_whose_task_forked_is_still_seen_dead_and_shut_down() {
+    for method in METHODS {
+        let pool = pool(method, 1);
+        let first = pool
+            .submit(fork_a_sleeper, ())
+            .unwrap()
+            .into_result()
+            .unwrap();
+        let worker = pool.worker_pids()[0];
+        let err = pool
+            .submit(abort_now, ())
+            .unwrap()
+            .result_timeout(SHORT_TIMEOUT)
+            .cloned()
+            .unwrap_err();
+        assert!(
+            matches!(err, TaskError::WorkerDied { pid, signal: Some(6), .. } if pid == worker),
+            "{method:?}: {err:?}"
+        );
+        assert_eq!(pool.submit(double, 2).unwrap().into_result(), Ok(4));
+        let second = pool
+            .submit(fork_a_sleeper, ())
+            .unwrap()
+            .into_result()
+            .unwrap();
+        {
+            // Shutdown waits for the workers, not for what they forked.
+            let _guard = HangGuard::with_limit("dropping the pool", Duration::from_secs(10));
+            drop(pool);
+        }
+        for grandchild in [first, second] {
+            // SAFETY: a plain system call; the sleeper is ours to end.
+            unsafe { libc::kill(grandchild, libc::SIGKILL) };
+        }
+    }
+}
