@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 /// fail with [`CodecError`] instead of allocating.
 ///
 /// ```
-/// assert_eq!(concurrent_futures_process_pool::codec::DECODE_LIMIT, 1 << 30);
+/// assert_eq!(concurrent_futures_task_wire::codec::DECODE_LIMIT, 1 << 30);
 /// ```
 pub const DECODE_LIMIT: usize = 1 << 30;
 
@@ -37,7 +37,7 @@ pub const DECODE_LIMIT: usize = 1 << 30;
 /// results.
 ///
 /// ```
-/// use concurrent_futures_process_pool::codec::{self, DECODE_DEPTH_LIMIT};
+/// use concurrent_futures_task_wire::codec::{self, DECODE_DEPTH_LIMIT};
 ///
 /// #[derive(Debug, serde::Serialize, serde::Deserialize)]
 /// struct List(Option<Box<List>>);
@@ -56,7 +56,7 @@ pub const DECODE_DEPTH_LIMIT: usize = 512;
 /// Rust type and the codec's own reason.
 ///
 /// ```
-/// use concurrent_futures_process_pool::codec;
+/// use concurrent_futures_task_wire::codec;
 /// let err = codec::decode::<String>(&[0xff, 0xff]).unwrap_err();
 /// assert!(err.to_string().contains("alloc::string::String"));
 /// ```
@@ -108,7 +108,7 @@ fn config() -> impl bincode::config::Config {
 /// Encodes `value` with the pool's codec.
 ///
 /// ```
-/// use concurrent_futures_process_pool::codec;
+/// use concurrent_futures_task_wire::codec;
 /// let bytes = codec::encode(&(7_u32, String::from("seven"))).unwrap();
 /// assert_eq!(codec::decode::<(u32, String)>(&bytes).unwrap(), (7, "seven".into()));
 /// ```
@@ -124,7 +124,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// left with a partial value on error: callers truncate).
 ///
 /// ```
-/// use concurrent_futures_process_pool::codec;
+/// use concurrent_futures_task_wire::codec;
 /// let mut out = vec![1, 2];
 /// codec::encode_into(&5_u8, &mut out).unwrap();
 /// assert_eq!(codec::decode::<u8>(&out[2..]), Ok(5));
@@ -148,7 +148,7 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
 /// the bytes are.
 ///
 /// ```
-/// use concurrent_futures_process_pool::codec;
+/// use concurrent_futures_task_wire::codec;
 /// assert!(codec::decode::<u8>(&[]).is_err());
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
