@@ -87,7 +87,8 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use concurrent_futures::{Executor, MapOptions, ProcessPoolExecutor, StartMethod, codec, task};
+use concurrent_futures::{Executor, MapOptions, ProcessPoolExecutor, StartMethod, task};
+use concurrent_futures_task_wire::codec;
 use criterion::{Criterion, SamplingMode, Throughput};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

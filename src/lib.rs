@@ -32,7 +32,17 @@
 //! | `wait(fs, timeout, return_when)` | [`wait`] with [`ReturnWhen`] |
 //! | `as_completed(fs, timeout)` | [`as_completed`] |
 //! | `CancelledError`, `TimeoutError`, `BrokenExecutor`, exceptions | [`TaskError`] |
+//!
+//! ## Features
+//!
+//! * `process` (default): the process pool, [`ProcessPoolExecutor`] and
+//!   [`task`]. Without it (`default-features = false`) the crate is the
+//!   core and the thread pool alone.
+//! * `postcard`: process-pool payloads are encoded with postcard instead of
+//!   bincode 2.0.1 (turns `process` on).
 #![warn(missing_docs)]
+// The docs above name the process pool, which is not there without it.
+#![cfg_attr(not(feature = "process"), allow(rustdoc::broken_intra_doc_links))]
 
 pub use concurrent_futures_core::{
     AsCompleted, Awaiting, AwaitingRef, Completer, ConfigError, DoneAndNotDone, Executor,
@@ -48,15 +58,23 @@ pub use concurrent_futures_core::{
 /// [`TaskError::Unregistered`]. Several arguments go in one tuple.
 ///
 /// ```
-/// use concurrent_futures::{registry, task};
+/// use concurrent_futures::{Executor, ProcessPoolExecutor, TaskError, task};
 ///
 /// #[task]
 /// fn add((a, b): (u64, u64)) -> u64 {
 ///     a + b
 /// }
 ///
-/// let entry = registry::lookup(add).unwrap();
-/// assert!(entry.name.ends_with("::add"));
+/// fn not_a_task(x: u64) -> u64 {
+///     x
+/// }
+///
+/// let pool = ProcessPoolExecutor::builder().max_workers(1).build().unwrap();
+/// assert_eq!(pool.submit(add, (2, 3)).unwrap().into_result(), Ok(5));
+/// assert!(matches!(
+///     pool.submit(not_a_task, 1),
+///     Err(TaskError::Unregistered { .. })
+/// ));
 /// ```
 ///
 /// Generic, async and multi-argument functions are refused at compile time:
@@ -70,12 +88,38 @@ pub use concurrent_futures_core::{
 /// #[concurrent_futures::task]
 /// fn two(a: u8, b: u8) -> u8 { a + b }
 /// ```
+///
+/// The expansion names this crate (`::concurrent_futures`). A crate that
+/// reaches it under another name, or a crate of this workspace that
+/// defines tasks without the facade, says where with the one argument the
+/// attribute takes, `crate = path`:
+///
+/// ```
+/// // As if the facade were a dependency renamed to `cf`.
+/// extern crate concurrent_futures as cf;
+///
+/// #[cf::task(crate = ::cf)]
+/// fn negate(x: i64) -> i64 {
+///     -x
+/// }
+/// # use cf::Executor;
+/// # let pool = cf::ProcessPoolExecutor::builder().max_workers(1).build().unwrap();
+/// # assert_eq!(pool.submit(negate, 4).unwrap().into_result(), Ok(-4));
+/// ```
+///
+/// Any other argument is refused:
+///
+/// ```compile_fail
+/// #[concurrent_futures::task(name = "other")]
+/// fn renamed(x: u8) -> u8 { x }
+/// ```
+#[cfg(feature = "process")]
 pub use concurrent_futures_macros::task;
+#[cfg(feature = "process")]
+pub use concurrent_futures_process_pool::{ProcessPoolBuilder, ProcessPoolExecutor, StartMethod};
+#[cfg(feature = "process")]
 #[doc(hidden)]
-pub use concurrent_futures_process_pool::__private;
-pub use concurrent_futures_process_pool::{
-    ProcessPoolBuilder, ProcessPoolExecutor, StartMethod, codec, registry, wire,
-};
+pub use concurrent_futures_task_wire::__private;
 pub use concurrent_futures_thread_pool::{
     ThreadPoolBuilder, ThreadPoolExecutor, default_max_workers,
 };
@@ -89,13 +133,15 @@ pub use concurrent_futures_thread_pool::{
 /// ```
 pub mod prelude {
     pub use crate::{
-        Executor, MapOptions, ProcessPoolExecutor, ReturnWhen, StartMethod, TaskError, TaskFuture,
-        ThreadPoolExecutor, as_completed, task, wait,
+        Executor, MapOptions, ReturnWhen, TaskError, TaskFuture, ThreadPoolExecutor, as_completed,
+        wait,
     };
+    #[cfg(feature = "process")]
+    pub use crate::{ProcessPoolExecutor, StartMethod, task};
 }
 
 /// The Rust code in `docs/guide.md`, compiled and run as doc tests so that
 /// the guide cannot rot.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "process"))]
 #[doc = include_str!("../docs/guide.md")]
 pub struct GuideDoctests;

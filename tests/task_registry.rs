@@ -3,8 +3,11 @@
 //! invoker, and the codec under bad input. CI runs this file in debug and
 //! in release, since function addresses behave differently there.
 
-use concurrent_futures::registry::{self, InvokeError};
-use concurrent_futures::{Executor, ProcessPoolExecutor, TaskError, codec, task};
+use concurrent_futures::{Executor, ProcessPoolExecutor, TaskError, task};
+// The registry and the codec are internals, in the crate the remote
+// executors share; the facade does not export them.
+use concurrent_futures_task_wire::codec;
+use concurrent_futures_task_wire::registry::{self, InvokeError};
 use serde::{Serialize, Serializer};
 
 #[task]

@@ -1,7 +1,8 @@
 //! `#[task]`: marks a function that a process pool may run.
 //!
 //! Use it through the facade, as `#[concurrent_futures::task]`; see the
-//! documentation there.
+//! documentation there. Crates of the workspace that define tasks without
+//! the facade write `#[task(crate = ::concurrent_futures_task_wire)]`.
 
 use proc_macro::TokenStream;
 use quote::{format_ident, quote};
@@ -20,24 +21,35 @@ use syn::{FnArg, ItemFn, ReturnType, parse_macro_input, spanned::Spanned};
 /// The registry entry is generated inside an anonymous `const _: () = { .. };`
 /// block, so it adds no name to the module: any two tasks that may share a
 /// module (`foo` and `FOO`, say) expand without colliding.
+///
+/// The expansion names `::concurrent_futures::__private`. The one
+/// argument, `crate = path`, names another crate that has the same
+/// `__private` module instead: `#[task(crate = ::concurrent_futures_task_wire)]`
+/// is how crates of the workspace that cannot see the facade define tasks.
+/// Any other argument is a compile error.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
-    if !attr.is_empty() {
-        return syn::Error::new(
-            proc_macro2::TokenStream::from(attr).span(),
-            "#[task] takes no arguments",
-        )
-        .to_compile_error()
-        .into();
-    }
+    let mut krate: syn::Path = syn::parse_quote!(::concurrent_futures);
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            krate = meta.value()?.parse()?;
+            Ok(())
+        } else {
+            Err(meta.error(
+                "unknown #[task] argument; the only one is `crate = path` \
+                 (the crate whose `__private` module the expansion names)",
+            ))
+        }
+    });
+    parse_macro_input!(attr with parser);
     let mut func = parse_macro_input!(item as ItemFn);
-    match expand(&mut func) {
+    match expand(&mut func, &krate) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }
 }
 
-fn expand(func: &mut ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+fn expand(func: &mut ItemFn, krate: &syn::Path) -> syn::Result<proc_macro2::TokenStream> {
     let sig = &func.sig;
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         return Err(syn::Error::new(
@@ -79,6 +91,7 @@ fn expand(func: &mut ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let entry = format_ident!("__CF_TASK_ENTRY_{}", task_name);
     func.attrs.retain(|a| !a.path().is_ident("inline"));
     func.attrs.push(syn::parse_quote!(#[inline(never)]));
+    let private = quote!(#krate::__private);
     Ok(quote! {
         #func
 
@@ -87,15 +100,15 @@ fn expand(func: &mut ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             const #fn_ptr: fn(#arg_ty) -> #ret_ty = #name;
 
             #[allow(non_upper_case_globals)]
-            #[::concurrent_futures::__private::linkme::distributed_slice(::concurrent_futures::__private::TASKS)]
-            #[linkme(crate = ::concurrent_futures::__private::linkme)]
-            static #entry: ::concurrent_futures::__private::TaskEntry =
-                ::concurrent_futures::__private::TaskEntry {
+            #[#private::linkme::distributed_slice(#private::TASKS)]
+            #[linkme(crate = #private::linkme)]
+            static #entry: #private::TaskEntry =
+                #private::TaskEntry {
                     name: ::core::concat!(::core::module_path!(), "::", #task_name),
                     arg: ::core::any::TypeId::of::<#arg_ty>,
                     ret: ::core::any::TypeId::of::<#ret_ty>,
                     addr: || #fn_ptr as usize,
-                    invoke: |bytes, out| ::concurrent_futures::__private::invoke::<#arg_ty, #ret_ty>(#fn_ptr, bytes, out),
+                    invoke: |bytes, out| #private::invoke::<#arg_ty, #ret_ty>(#fn_ptr, bytes, out),
                 };
         };
     })

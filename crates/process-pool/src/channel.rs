@@ -9,7 +9,7 @@
 //! worker's place or listen in (see `process.rs` for the hand-off).
 //!
 //! A frame is `len:u64` (little-endian) followed by `len` bytes; the
-//! messages inside are `wire.rs`'s.
+//! messages inside are `concurrent_futures_task_wire::wire`'s.
 //!
 //! The parent's end knows the worker's process through a pidfd (the
 //! *peer*): a wait for bytes or for room in the socket also watches the

@@ -2,11 +2,9 @@
 //! registered task functions in worker processes, so a crash, abort, leak
 //! or runaway in a task cannot take the caller down.
 //!
-//! * [`registry`]: the table of task functions that `#[task]` fills; a
-//!   worker runs nothing else.
-//! * [`codec`]: the one seam payloads cross processes through (bincode
-//!   2.0.1 by default, postcard with the `postcard` feature).
-//! * [`wire`]: the messages between the pool and a worker.
+//! The task registry that `#[task]` fills, the payload codec and the
+//! messages between the pool and a worker live in the internal crate
+//! `concurrent-futures-task-wire`, which the remote executors share.
 //!
 //! Workers are spawned from the current executable by default. A spawned
 //! worker recognises its role before `main` runs (a constructor in the ELF
@@ -16,20 +14,10 @@
 #![warn(missing_docs)]
 
 mod channel;
-pub mod codec;
 mod fork_server;
 mod pool;
 mod process;
-pub mod registry;
 mod watchdog;
-pub mod wire;
 mod worker;
 
 pub use pool::{ProcessPoolBuilder, ProcessPoolExecutor, StartMethod};
-
-/// What `#[concurrent_futures::task]` expands to refers to; not public API.
-#[doc(hidden)]
-pub mod __private {
-    pub use crate::registry::{TASKS, TaskEntry, invoke};
-    pub use linkme;
-}

@@ -43,15 +43,15 @@ use concurrent_futures_core::{
     Completer, ConfigError, Executor, InitResult, InlineRun, Payload, TaskError, TaskFuture,
     catch_panic,
 };
+use concurrent_futures_task_wire::codec::{self, CodecError};
+use concurrent_futures_task_wire::registry;
+use concurrent_futures_task_wire::wire::{self, Outcome, Response};
 use serde::de::DeserializeOwned;
 
 use crate::channel::Sender;
-use crate::codec::{self, CodecError};
 use crate::fork_server::ForkServer;
 use crate::process::{self, Launcher, Started, Worker};
-use crate::registry;
 use crate::watchdog::Watchdog;
-use crate::wire::{self, Outcome, Response};
 use crate::worker;
 use nix::unistd::Pid;
 

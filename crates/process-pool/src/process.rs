@@ -520,7 +520,7 @@ fn death_of(status: WaitStatus) -> Option<Death> {
 /// is complete in every child.
 fn prepare_fork() {
     worker::install_fork_safe_panic_hook();
-    crate::registry::by_task_name("");
+    concurrent_futures_task_wire::registry::by_task_name("");
 }
 
 /// Waits for `pid` to end and reaps it.

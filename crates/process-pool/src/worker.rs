@@ -43,10 +43,10 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use concurrent_futures_core::TaskError;
+use concurrent_futures_task_wire::registry::{self, InvokeError};
+use concurrent_futures_task_wire::wire::{self, Outcome, Request};
 
 use crate::channel::{self, Receiver, Sender};
-use crate::registry::{self, InvokeError};
-use crate::wire::{self, Outcome, Request};
 
 /// The variable that tells a process it is a worker, and that its channel
 /// is its stdin. Its value is the worker's memory limit in bytes (`0`:
@@ -464,10 +464,11 @@ mod forged_requests {
     use std::any::TypeId;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use concurrent_futures_task_wire::codec;
+    use concurrent_futures_task_wire::registry::{TASKS, TaskEntry, invoke};
+    use concurrent_futures_task_wire::wire::{self, Outcome, Response};
+
     use crate::channel;
-    use crate::codec;
-    use crate::registry::{TASKS, TaskEntry, invoke};
-    use crate::wire::{self, Outcome, Response};
 
     /// How many times [`triple`] ran.
     static RUNS: AtomicUsize = AtomicUsize::new(0);

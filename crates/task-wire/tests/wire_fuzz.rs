@@ -22,8 +22,8 @@
 //!   [`codec::DECODE_DEPTH_LIMIT`] (the stack).
 //!
 //! (The worker's greeting is a fixed string compared byte for byte, with
-//! the kernel's word on who wrote it: no decoder to fuzz; the unit tests
-//! `process::hand_off` cover it.)
+//! the kernel's word on who wrote it: no decoder to fuzz; the process
+//! pool's unit tests `process::hand_off` cover it.)
 //!
 //! A counting global allocator checks the bounds on every decode. The case
 //! counts suit CI (a few seconds in debug); set `PROPTEST_CASES` for a soak,
@@ -37,9 +37,9 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use concurrent_futures_process_pool::codec::{self, CodecError, DECODE_LIMIT};
-use concurrent_futures_process_pool::registry::{self, InvokeError};
-use concurrent_futures_process_pool::wire::{self, Outcome, Request, Response, WireError};
+use concurrent_futures_task_wire::codec::{self, CodecError, DECODE_LIMIT};
+use concurrent_futures_task_wire::registry::{self, InvokeError};
+use concurrent_futures_task_wire::wire::{self, Outcome, Request, Response, WireError};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config;

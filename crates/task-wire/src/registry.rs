@@ -61,7 +61,7 @@ pub enum InvokeError {
 /// `Serialize` impl it is the decode or encode error, with the message.
 ///
 /// ```
-/// use concurrent_futures_process_pool::{codec, registry::{invoke, InvokeError}};
+/// use concurrent_futures_task_wire::{codec, registry::{invoke, InvokeError}};
 /// fn double(x: u32) -> u32 { x * 2 }
 /// let mut out = Vec::new();
 /// invoke(double, &codec::encode(&21_u32).unwrap(), &mut out).unwrap();
@@ -113,7 +113,7 @@ fn by_name() -> &'static HashMap<&'static str, &'static TaskEntry> {
 /// The task registered under `name`, if any (the worker's lookup).
 ///
 /// ```
-/// use concurrent_futures_process_pool::registry;
+/// use concurrent_futures_task_wire::registry;
 /// assert!(registry::by_task_name("no::such::task").is_none());
 /// ```
 pub fn by_task_name(name: &str) -> Option<&'static TaskEntry> {
@@ -124,7 +124,7 @@ pub fn by_task_name(name: &str) -> Option<&'static TaskEntry> {
 /// error that says how to register it.
 ///
 /// ```
-/// use concurrent_futures_process_pool::registry;
+/// use concurrent_futures_task_wire::registry;
 /// fn not_registered(x: u8) -> u8 { x }
 /// let err = registry::lookup(not_registered).unwrap_err();
 /// assert!(err.to_string().contains("#[concurrent_futures::task]"));

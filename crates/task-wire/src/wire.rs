@@ -1,7 +1,7 @@
 //! The messages between the pool (the parent) and a worker process.
 //!
-//! Every message is one frame on the worker's long-lived channel (see
-//! `channel.rs`); none carries a descriptor. The framing is hand-written,
+//! Every message is one frame on the worker's long-lived channel (the
+//! process pool's `channel.rs`); none carries a descriptor. The framing is hand-written,
 //! little-endian and length-checked, so that a payload is never copied
 //! through serde a second time and a decoder can reject any byte string
 //! with an error: it reads only inside the message it was given and
@@ -30,9 +30,12 @@
 
 use std::fmt;
 
-pub(crate) const REQ_RUN: u8 = 1;
-pub(crate) const REQ_CHUNK: u8 = 2;
-pub(crate) const REQ_INIT: u8 = 3;
+/// The tag of a `Run` request (for [`request_header`]).
+pub const REQ_RUN: u8 = 1;
+/// The tag of a `Chunk` request (for [`request_header`]).
+pub const REQ_CHUNK: u8 = 2;
+/// The tag of the `Init` request (for [`request_header`]).
+pub const REQ_INIT: u8 = 3;
 
 const RESP_DONE: u8 = 1;
 const RESP_CHUNK: u8 = 2;
@@ -148,7 +151,7 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
 /// Starts a request: tag, id and task name. The body is appended by the
 /// caller (the encoded argument, or [`put_chunk_item`]s after
 /// [`put_count`]).
-pub(crate) fn request_header(out: &mut Vec<u8>, tag: u8, id: u64, task: &str) {
+pub fn request_header(out: &mut Vec<u8>, tag: u8, id: u64, task: &str) {
     out.push(tag);
     out.extend_from_slice(&id.to_le_bytes());
     let len = u16::try_from(task.len()).expect("task names are shorter than 64 KiB");
@@ -157,12 +160,12 @@ pub(crate) fn request_header(out: &mut Vec<u8>, tag: u8, id: u64, task: &str) {
 }
 
 /// Writes a count (of chunk items or outcomes).
-pub(crate) fn put_count(out: &mut Vec<u8>, n: usize) {
+pub fn put_count(out: &mut Vec<u8>, n: usize) {
     put_u32(out, n);
 }
 
 /// Appends one chunk item, encoded by `encode` straight into the message.
-pub(crate) fn put_chunk_item<E>(
+pub fn put_chunk_item<E>(
     out: &mut Vec<u8>,
     encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -176,7 +179,7 @@ pub(crate) fn put_chunk_item<E>(
 
 /// Starts a response to a `Run` (`chunk = false`) or `Chunk` request, or
 /// to the `Init` request (`init = true`).
-pub(crate) fn response_header(out: &mut Vec<u8>, id: u64, chunk: bool, init: bool) {
+pub fn response_header(out: &mut Vec<u8>, id: u64, chunk: bool, init: bool) {
     out.push(match (init, chunk) {
         (true, _) => RESP_INIT,
         (false, true) => RESP_CHUNK,
@@ -187,7 +190,7 @@ pub(crate) fn response_header(out: &mut Vec<u8>, id: u64, chunk: bool, init: boo
 
 /// Appends an `OK` outcome whose result bytes `encode` writes straight
 /// into the message; if `encode` fails, nothing is left of the attempt.
-pub(crate) fn put_ok<E>(
+pub fn put_ok<E>(
     out: &mut Vec<u8>,
     encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -197,7 +200,7 @@ pub(crate) fn put_ok<E>(
 }
 
 /// Appends a failed outcome.
-pub(crate) fn put_failure(out: &mut Vec<u8>, outcome: &Outcome<'_>) {
+pub fn put_failure(out: &mut Vec<u8>, outcome: &Outcome<'_>) {
     match outcome {
         Outcome::Ok(bytes) => {
             out.push(OUT_OK);
