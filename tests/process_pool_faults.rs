@@ -80,6 +80,7 @@ fn pool(method: StartMethod, workers: usize) -> ProcessPoolExecutor {
     ProcessPoolExecutor::builder()
         .max_workers(workers)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .build()
         .expect("a valid pool configuration")
 }
@@ -208,7 +209,8 @@ fn fault_scenario_with<R: Payload + Debug>(
     let _guard = HangGuard::new(what);
     let builder = ProcessPoolExecutor::builder()
         .max_workers(WORKERS)
-        .start_method(method);
+        .start_method(method)
+        .allow_fork_with_threads(true);
     let pool = configure(builder)
         .build()
         .expect("a valid pool configuration");

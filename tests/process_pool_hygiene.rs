@@ -35,6 +35,7 @@ fn no_zombie_and_no_leaked_descriptor_after_the_pools_are_gone() {
         let pool = ProcessPoolExecutor::builder()
             .max_workers(2)
             .start_method(method)
+            .allow_fork_with_threads(true)
             .max_tasks_per_child(50)
             .build()
             .unwrap();

@@ -139,6 +139,7 @@ pub struct ProcessPoolBuilder {
     start_timeout: Duration,
     task_timeout: Option<Duration>,
     memory_limit: Option<u64>,
+    allow_fork_with_threads: bool,
 }
 
 impl ProcessPoolBuilder {
@@ -152,6 +153,53 @@ impl ProcessPoolBuilder {
     /// How workers start; [`StartMethod::Spawn`] by default.
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.start_method = method;
+        self
+    }
+
+    /// Lets [`StartMethod::Fork`] fork from a process that already runs
+    /// other threads. Without it, `build()` refuses `Fork` when
+    /// `/proc/self/status` counts more than one thread, with a
+    /// [`ConfigError`] that names `StartMethod::ForkServer` and
+    /// `StartMethod::Spawn`, the start methods that are safe there.
+    ///
+    /// The hazard (see [`StartMethod::Fork`]): only the forking thread
+    /// survives in a forked worker, so a lock another thread held at that
+    /// instant (inside `malloc`, `println!`, a `Mutex` of yours) stays held
+    /// for ever in the worker, which may then hang. CPython 3.12 started
+    /// warning about the same thing ("This process is multi-threaded, use
+    /// of fork() may lead to deadlocks in the child"). Opt in only when you
+    /// know what the other threads may hold at `build()` (a test harness
+    /// whose other threads are idle, say). Default: false.
+    ///
+    /// ```
+    /// use concurrent_futures::{Executor, ProcessPoolExecutor, StartMethod, task};
+    ///
+    /// #[task]
+    /// fn double(x: u32) -> u32 { 2 * x }
+    ///
+    /// // Another thread runs while the pool forks.
+    /// let (stop, parked) = std::sync::mpsc::channel::<()>();
+    /// let other = std::thread::spawn(move || parked.recv());
+    ///
+    /// let refused = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .start_method(StartMethod::Fork)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(refused.to_string().contains("StartMethod::Spawn"));
+    ///
+    /// let pool = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .start_method(StartMethod::Fork)
+    ///     .allow_fork_with_threads(true) // `other` holds no lock
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(double, 21).unwrap().into_result(), Ok(42));
+    /// drop(stop);
+    /// let _ = other.join();
+    /// ```
+    pub fn allow_fork_with_threads(mut self, allow: bool) -> Self {
+        self.allow_fork_with_threads = allow;
         self
     }
 
@@ -280,8 +328,10 @@ impl ProcessPoolBuilder {
     /// its futures and the next submit report.
     ///
     /// Errors: `max_workers` or `max_tasks_per_child` of 0, an initializer
-    /// that is not a registered task or whose argument does not encode, or
-    /// no way to create the pool's pipe.
+    /// that is not a registered task or whose argument does not encode,
+    /// `Fork` in a process that already runs other threads (unless
+    /// [`allow_fork_with_threads`](Self::allow_fork_with_threads)), or no
+    /// way to create the pool's pipe.
     pub fn build(self) -> Result<ProcessPoolExecutor, ConfigError> {
         worker::refuse_inside_a_worker();
         let max_workers = match self.max_workers {
@@ -299,6 +349,9 @@ impl ProcessPoolBuilder {
         }
         if self.memory_limit == Some(0) {
             return Err(ConfigError::new("memory_limit must be greater than 0"));
+        }
+        if self.start_method == StartMethod::Fork && !self.allow_fork_with_threads {
+            refuse_fork_with_threads()?;
         }
         let initializer = self.initializer.transpose()?;
         let shared = Arc::new(Shared {
@@ -356,6 +409,33 @@ impl ProcessPoolBuilder {
             handlers: Mutex::new(handlers),
         })
     }
+}
+
+/// `Fork`'s guard: refuses when this process runs more than one thread
+/// (see [`ProcessPoolBuilder::allow_fork_with_threads`]). Where
+/// `/proc/self/status` cannot be read, the count is unknown and the fork
+/// is allowed.
+fn refuse_fork_with_threads() -> Result<(), ConfigError> {
+    match thread_count() {
+        Some(threads) if threads > 1 => Err(ConfigError::new(format!(
+            "StartMethod::Fork in a process that runs {threads} threads: a lock another \
+             thread holds at the fork stays held for ever in the forked workers, which may \
+             then hang; use StartMethod::ForkServer or StartMethod::Spawn, build the Fork \
+             pool before the program starts threads, or opt in with \
+             allow_fork_with_threads(true)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The number of threads of this process (`Threads:` in
+/// `/proc/self/status`), if it can be read.
+fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// A pool of worker processes that runs registered tasks and hands back
@@ -1101,6 +1181,7 @@ impl ProcessPoolExecutor {
             start_timeout: Duration::from_secs(30),
             task_timeout: None,
             memory_limit: None,
+            allow_fork_with_threads: false,
         }
     }
 
