@@ -18,6 +18,7 @@
 //! * `limits`: the pool's per-task time limit and per-worker memory limit.
 //! * `codec`: values whose `Serialize` or `Deserialize` fails or panics, on
 //!   each side of the process boundary.
+//! * `controls`: `terminate_workers`, `kill_workers` and `stop_task`.
 //! * `lifecycle`: failing initializers, unregistered functions, `Result`
 //!   tasks, `cancel`, and `shutdown` while workers are busy.
 
@@ -58,6 +59,8 @@ mod support;
 
 #[path = "process_pool_faults/codec.rs"]
 mod codec;
+#[path = "process_pool_faults/controls.rs"]
+mod controls;
 #[path = "process_pool_faults/crashes.rs"]
 mod crashes;
 #[path = "process_pool_faults/lifecycle.rs"]
