@@ -327,6 +327,7 @@ fn build(method: StartMethod) -> ProcessPoolExecutor {
     ProcessPoolExecutor::builder()
         .max_workers(WORKERS)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .build()
         .expect("2 workers is a valid configuration")
 }

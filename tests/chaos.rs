@@ -260,6 +260,8 @@ fn soak(method: StartMethod) {
     let pool = ProcessPoolExecutor::builder()
         .max_workers(2)
         .start_method(method)
+        // The soak runs in the test harness, which has other threads.
+        .allow_fork_with_threads(true)
         .build()
         .unwrap();
     let stop = AtomicBool::new(false);

@@ -26,6 +26,7 @@ fn pool(method: StartMethod, workers: usize) -> ProcessPoolExecutor {
     ProcessPoolExecutor::builder()
         .max_workers(workers)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .build()
         .unwrap()
 }
@@ -137,6 +138,7 @@ fn max_tasks_per_child_retires_and_replaces_the_worker() {
         let pool = ProcessPoolExecutor::builder()
             .max_workers(1)
             .start_method(method)
+            .allow_fork_with_threads(true)
             .max_tasks_per_child(2)
             .build()
             .unwrap();
@@ -559,4 +561,56 @@ fn a_worker_whose_task_forked_is_still_seen_dead_and_shut_down() {
             unsafe { libc::kill(grandchild, libc::SIGKILL) };
         }
     }
+}
+
+/// `Fork` from a process that runs other threads is refused at `build()`
+/// with an error that names the safe start methods, unless the builder
+/// opts in; `Spawn` is never refused.
+#[test]
+fn fork_with_other_threads_needs_the_opt_in() {
+    let _guard = HangGuard::new("Fork with other threads");
+    // The harness runs this test on a thread of its own; one more makes
+    // the count certain whatever the harness does.
+    let (stop, parked) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || parked.recv());
+    let threads: usize = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(threads > 1, "{threads} threads");
+
+    let refused = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .start_method(StartMethod::Fork)
+        .build()
+        .map(drop)
+        .unwrap_err()
+        .to_string();
+    for name in [
+        "StartMethod::Fork",
+        "StartMethod::ForkServer",
+        "StartMethod::Spawn",
+        "allow_fork_with_threads(true)",
+        "threads",
+    ] {
+        assert!(refused.contains(name), "{refused:?} does not name {name}");
+    }
+    let forked = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .start_method(StartMethod::Fork)
+        .allow_fork_with_threads(true)
+        .build()
+        .unwrap();
+    assert_eq!(forked.submit(double, 21).unwrap().into_result(), Ok(42));
+    drop(forked);
+    let spawned = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .start_method(StartMethod::Spawn)
+        .build()
+        .unwrap();
+    assert_eq!(spawned.submit(double, 4).unwrap().into_result(), Ok(8));
+    drop(stop);
+    let _ = other.join();
 }

@@ -18,6 +18,7 @@
 //! * `limits`: the pool's per-task time limit and per-worker memory limit.
 //! * `codec`: values whose `Serialize` or `Deserialize` fails or panics, on
 //!   each side of the process boundary.
+//! * `controls`: `terminate_workers`, `kill_workers` and `stop_task`.
 //! * `lifecycle`: failing initializers, unregistered functions, `Result`
 //!   tasks, `cancel`, and `shutdown` while workers are busy.
 
@@ -68,6 +69,8 @@ mod support;
 
 #[path = "process_pool_faults/codec.rs"]
 mod codec;
+#[path = "process_pool_faults/controls.rs"]
+mod controls;
 #[path = "process_pool_faults/crashes.rs"]
 mod crashes;
 #[path = "process_pool_faults/lifecycle.rs"]
@@ -90,6 +93,7 @@ fn pool(method: StartMethod, workers: usize) -> ProcessPoolExecutor {
     ProcessPoolExecutor::builder()
         .max_workers(workers)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .build()
         .expect("a valid pool configuration")
 }
@@ -218,7 +222,8 @@ fn fault_scenario_with<R: Payload + Debug>(
     let _guard = HangGuard::new(what);
     let builder = ProcessPoolExecutor::builder()
         .max_workers(WORKERS)
-        .start_method(method);
+        .start_method(method)
+        .allow_fork_with_threads(true);
     let pool = configure(builder)
         .build()
         .expect("a valid pool configuration");

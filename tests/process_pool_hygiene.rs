@@ -1,6 +1,7 @@
 //! After pools of both start methods have run work, lost workers to
-//! crashes, retired them and shut down: no child process is left (zombie
-//! or not) and the parent holds exactly the descriptors it held before.
+//! crashes, retired them, shut down, or had their workers terminated or
+//! killed: no child process is left (zombie or not) and the parent holds
+//! exactly the descriptors it held before.
 //!
 //! One test in its own binary, so that no other test's pools or files
 //! change the counts while it looks.
@@ -14,6 +15,12 @@ use support::{children, open_fds};
 #[task]
 fn square(x: u64) -> u64 {
     x * x
+}
+
+#[task]
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    ms
 }
 
 #[task]
@@ -39,6 +46,7 @@ fn no_zombie_and_no_leaked_descriptor_after_the_pools_are_gone() {
         let pool = ProcessPoolExecutor::builder()
             .max_workers(2)
             .start_method(method)
+            .allow_fork_with_threads(true)
             .max_tasks_per_child(50)
             .build()
             .unwrap();
@@ -58,5 +66,37 @@ fn no_zombie_and_no_leaked_descriptor_after_the_pools_are_gone() {
             children()
         );
         assert_eq!(open_fds(), fds_before, "{method:?}: descriptors leaked");
+
+        // terminate_workers() / kill_workers() on busy workers, then drop.
+        for stop in [
+            ProcessPoolExecutor::terminate_workers,
+            ProcessPoolExecutor::kill_workers,
+        ] {
+            let pool = ProcessPoolExecutor::builder()
+                .max_workers(2)
+                .start_method(method)
+                .allow_fork_with_threads(true)
+                .build()
+                .unwrap();
+            let long: Vec<_> = (0..4).map(|_| pool.submit(nap, 60_000).unwrap()).collect();
+            while !long.iter().take(2).all(|f| f.running()) {
+                std::thread::yield_now();
+            }
+            stop(&pool);
+            for fut in &long {
+                let err = fut.result().map(drop).unwrap_err();
+                assert!(
+                    matches!(err, TaskError::Broken { .. } | TaskError::Cancelled),
+                    "{method:?}: {err:?}"
+                );
+            }
+            drop(pool);
+            assert!(
+                children().is_empty(),
+                "{method:?}: children left after terminating: {:?}",
+                children()
+            );
+            assert_eq!(open_fds(), fds_before, "{method:?}: descriptors leaked");
+        }
     }
 }

@@ -86,6 +86,7 @@ fn a_forger_never_takes_a_workers_place() {
         let pool = ProcessPoolExecutor::builder()
             .max_workers(1)
             .start_method(method)
+            .allow_fork_with_threads(true)
             .worker_program(&script)
             .max_tasks_per_child(1)
             .build()

@@ -195,12 +195,14 @@ executor_suite!(
         ProcessPoolExecutor::builder()
             .max_workers(workers)
             .start_method(StartMethod::Fork)
+            .allow_fork_with_threads(true)
             .build()
     },
     make_with_initializer: |workers, init: generic::InitFn| {
         ProcessPoolExecutor::builder()
             .max_workers(workers)
             .start_method(StartMethod::Fork)
+            .allow_fork_with_threads(true)
             .initializer(init, ())
             .build()
     },

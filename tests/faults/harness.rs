@@ -215,7 +215,8 @@ impl Cell {
                 processes(
                     ProcessPoolExecutor::builder()
                         .max_workers(WORKERS)
-                        .start_method(self.exec.start_method()),
+                        .start_method(self.exec.start_method())
+                        .allow_fork_with_threads(true),
                 )
                 .build()
                 .expect("a valid process pool configuration"),

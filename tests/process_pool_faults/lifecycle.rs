@@ -63,6 +63,7 @@ fn initializer_fails<R: Payload + InitResult>(
     let pool = concurrent_futures::ProcessPoolExecutor::builder()
         .max_workers(WORKERS)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .initializer(init, gate.gate_ref())
         .build()
         .expect("a failing initializer is reported later, not by build");
@@ -143,6 +144,7 @@ fn replacement_worker_runs_the_initializer(method: StartMethod) {
     let pool = concurrent_futures::ProcessPoolExecutor::builder()
         .max_workers(1)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .initializer(tasks::init_ok, gate.gate_ref())
         .build()
         .unwrap();

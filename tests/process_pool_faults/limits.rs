@@ -59,6 +59,7 @@ fn pool_wide_time_limit(method: StartMethod) {
     let pool = ProcessPoolExecutor::builder()
         .max_workers(2)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .task_timeout(LIMIT)
         .build()
         .unwrap();
@@ -94,6 +95,7 @@ fn time_queued_does_not_count(method: StartMethod) {
     let pool = ProcessPoolExecutor::builder()
         .max_workers(1)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .build()
         .unwrap();
     let gate = Gate::new();
@@ -119,6 +121,7 @@ fn a_chunk_gets_the_limit_per_item(method: StartMethod) {
     let pool = ProcessPoolExecutor::builder()
         .max_workers(1)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .task_timeout(Duration::from_millis(150))
         .build()
         .unwrap();

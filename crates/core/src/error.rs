@@ -77,6 +77,17 @@ pub enum TaskError {
         /// The process id of the killed worker.
         pid: u32,
     },
+    /// The task was stopped on demand
+    /// (`ProcessPoolExecutor::stop_task`, pebble's `future.cancel()` of a
+    /// running task): the pool killed the worker process running it
+    /// (SIGKILL) and started a replacement. Unlike
+    /// [`TaskError::Cancelled`], the task had started: it may have run in
+    /// part.
+    Stopped {
+        /// The process id of the killed worker, or `None` if the task was
+        /// waiting for a replacement worker and never reached one.
+        pid: Option<u32>,
+    },
     /// A value could not be encoded to cross a process boundary: the
     /// arguments at submit, or the result in the worker.
     Encode {
@@ -104,8 +115,13 @@ pub enum TaskError {
 
 impl TaskError {
     /// True when the task itself ran and failed (a panic, or the death of
-    /// the worker process running it), as opposed to being cancelled, timed
-    /// out, or refused by the executor.
+    /// the worker process running it), as opposed to being cancelled,
+    /// stopped on demand, timed out, or refused by the executor.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskError;
+    /// assert!(!TaskError::Stopped { pid: Some(7) }.is_task_failure());
+    /// ```
     pub fn is_task_failure(&self) -> bool {
         matches!(
             self,
@@ -133,6 +149,7 @@ impl TaskError {
             TaskError::Unregistered { .. } => "Unregistered",
             TaskError::WorkerDied { .. } => "WorkerDied",
             TaskError::TaskTimedOut { .. } => "TaskTimedOut",
+            TaskError::Stopped { .. } => "Stopped",
             TaskError::Encode { .. } => "Encode",
             TaskError::Decode { .. } => "Decode",
         }
@@ -233,6 +250,14 @@ impl fmt::Display for TaskError {
                 f,
                 "the task ran past its time limit of {limit:?}: its worker process {pid} was \
                  killed and replaced; raise the limit or make the task shorter"
+            ),
+            TaskError::Stopped { pid: Some(pid) } => write!(
+                f,
+                "the task was stopped on demand (stop_task): its worker process {pid} was \
+                 killed and replaced"
+            ),
+            TaskError::Stopped { pid: None } => f.write_str(
+                "the task was stopped on demand (stop_task) before it reached a worker process",
             ),
             TaskError::Encode { type_name, reason } => {
                 write!(f, "could not encode a value of type {type_name}: {reason}")

@@ -879,6 +879,22 @@ impl<T> Completer<T> {
         self.inner().status.load(Ordering::Acquire) & STATE_MASK == CANCELLED
     }
 
+    /// True if this completer finishes `future` (the two came from the same
+    /// [`TaskFuture::pending`]): how an executor finds the job behind a
+    /// future it is asked about, without a token of its own.
+    ///
+    /// ```
+    /// use concurrent_futures_core::TaskFuture;
+    /// let (fut, completer) = TaskFuture::<u8>::pending();
+    /// let (other, _) = TaskFuture::<u8>::pending();
+    /// assert!(completer.is_for(&fut));
+    /// assert!(completer.is_for(&fut.clone()));
+    /// assert!(!completer.is_for(&other));
+    /// ```
+    pub fn is_for(&self, future: &TaskFuture<T>) -> bool {
+        Arc::ptr_eq(self.inner(), &future.inner)
+    }
+
     /// Installs the hook that lets a blocked waiter run this queued task
     /// inline (see [`InlineRun`], which has an example). It is dropped when
     /// the future is done.

@@ -31,6 +31,7 @@
 //! reached it: a worker answers each job before it reads the next) and
 //! which are kept for the replacement.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
@@ -152,6 +153,7 @@ pub struct ProcessPoolBuilder {
     start_timeout: Duration,
     task_timeout: Option<Duration>,
     memory_limit: Option<u64>,
+    allow_fork_with_threads: bool,
 }
 
 impl ProcessPoolBuilder {
@@ -165,6 +167,53 @@ impl ProcessPoolBuilder {
     /// How workers start; [`StartMethod::Spawn`] by default.
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.start_method = method;
+        self
+    }
+
+    /// Lets [`StartMethod::Fork`] fork from a process that already runs
+    /// other threads. Without it, `build()` refuses `Fork` when
+    /// `/proc/self/status` counts more than one thread, with a
+    /// [`ConfigError`] that names `StartMethod::ForkServer` and
+    /// `StartMethod::Spawn`, the start methods that are safe there.
+    ///
+    /// The hazard (see [`StartMethod::Fork`]): only the forking thread
+    /// survives in a forked worker, so a lock another thread held at that
+    /// instant (inside `malloc`, `println!`, a `Mutex` of yours) stays held
+    /// for ever in the worker, which may then hang. CPython 3.12 started
+    /// warning about the same thing ("This process is multi-threaded, use
+    /// of fork() may lead to deadlocks in the child"). Opt in only when you
+    /// know what the other threads may hold at `build()` (a test harness
+    /// whose other threads are idle, say). Default: false.
+    ///
+    /// ```
+    /// use concurrent_futures::{Executor, ProcessPoolExecutor, StartMethod, task};
+    ///
+    /// #[task]
+    /// fn double(x: u32) -> u32 { 2 * x }
+    ///
+    /// // Another thread runs while the pool forks.
+    /// let (stop, parked) = std::sync::mpsc::channel::<()>();
+    /// let other = std::thread::spawn(move || parked.recv());
+    ///
+    /// let refused = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .start_method(StartMethod::Fork)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(refused.to_string().contains("StartMethod::Spawn"));
+    ///
+    /// let pool = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .start_method(StartMethod::Fork)
+    ///     .allow_fork_with_threads(true) // `other` holds no lock
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(double, 21).unwrap().into_result(), Ok(42));
+    /// drop(stop);
+    /// let _ = other.join();
+    /// ```
+    pub fn allow_fork_with_threads(mut self, allow: bool) -> Self {
+        self.allow_fork_with_threads = allow;
         self
     }
 
@@ -294,8 +343,10 @@ impl ProcessPoolBuilder {
     /// its futures and the next submit report.
     ///
     /// Errors: `max_workers` or `max_tasks_per_child` of 0, an initializer
-    /// that is not a registered task or whose argument does not encode, or
-    /// no way to create the pool's pipe.
+    /// that is not a registered task or whose argument does not encode,
+    /// `Fork` in a process that already runs other threads (unless
+    /// [`allow_fork_with_threads`](Self::allow_fork_with_threads)), or no
+    /// way to create the pool's pipe.
     pub fn build(self) -> Result<ProcessPoolExecutor, ConfigError> {
         worker::refuse_inside_a_worker();
         let max_workers = match self.max_workers {
@@ -314,6 +365,9 @@ impl ProcessPoolBuilder {
         if self.memory_limit == Some(0) {
             return Err(ConfigError::new("memory_limit must be greater than 0"));
         }
+        if self.start_method == StartMethod::Fork && !self.allow_fork_with_threads {
+            refuse_fork_with_threads()?;
+        }
         let initializer = self.initializer.transpose()?;
         let shared = Arc::new(Shared {
             launcher: Launcher {
@@ -329,6 +383,7 @@ impl ProcessPoolBuilder {
                 queue: VecDeque::new(),
                 shutdown: false,
                 broken: None,
+                terminated: None,
                 idle: Vec::with_capacity(max_workers),
                 in_flight: (0..max_workers).map(|_| VecDeque::new()).collect(),
                 budget: vec![0; max_workers],
@@ -381,6 +436,33 @@ impl ProcessPoolBuilder {
             handlers: Mutex::new(handlers),
         })
     }
+}
+
+/// `Fork`'s guard: refuses when this process runs more than one thread
+/// (see [`ProcessPoolBuilder::allow_fork_with_threads`]). Where
+/// `/proc/self/status` cannot be read, the count is unknown and the fork
+/// is allowed.
+fn refuse_fork_with_threads() -> Result<(), ConfigError> {
+    match thread_count() {
+        Some(threads) if threads > 1 => Err(ConfigError::new(format!(
+            "StartMethod::Fork in a process that runs {threads} threads: a lock another \
+             thread holds at the fork stays held for ever in the forked workers, which may \
+             then hang; use StartMethod::ForkServer or StartMethod::Spawn, build the Fork \
+             pool before the program starts threads, or opt in with \
+             allow_fork_with_threads(true)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The number of threads of this process (`Threads:` in
+/// `/proc/self/status`), if it can be read.
+fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// A pool of worker processes that runs registered tasks and hands back
@@ -445,11 +527,11 @@ struct Shared {
     task_timeout: Option<Duration>,
     /// Kills the worker of a task past its limit.
     watchdog: Arc<Watchdog>,
-    /// Set before the first job with a time limit is queued; until then
-    /// handlers skip the watchdog (no extra lock per task). The job is
-    /// queued under the state lock after the store, and a handler reads
-    /// the flag after taking that lock in `fill`, so one that can see the
-    /// job sees the flag.
+    /// Set before the first job with a time limit is queued, or the first
+    /// `stop_task` marks a job; until then handlers skip the watchdog (no
+    /// extra lock per task). The job is queued (or marked) under the state
+    /// lock after the store, and a handler reads the flag after taking
+    /// that lock in `fill`, so one that can see the job sees the flag.
     limits_used: AtomicBool,
 }
 
@@ -463,6 +545,9 @@ struct State {
     queue: VecDeque<Job>,
     shutdown: bool,
     broken: Option<String>,
+    /// Set by `terminate_workers()` / `kill_workers()`: why the jobs their
+    /// signal caught fail. No worker is started or given a job after it.
+    terminated: Option<String>,
     /// Slots whose worker is idle and whose handler is reading.
     idle: Vec<usize>,
     /// Each slot's jobs sent (or being sent, or kept for the next worker),
@@ -538,6 +623,10 @@ enum Delivery {
 /// completes its future.
 struct Job {
     id: u64,
+    /// `stop_task` failed this job's future (its sink is [`Discarded`]):
+    /// its worker is to be killed once it runs it, and it is never sent
+    /// again.
+    stopped: bool,
     /// How long the task may run (see [`crate::watchdog`]).
     timeout: Option<Duration>,
     /// Shared with a send in progress, and kept until the job is done, so
@@ -556,6 +645,24 @@ trait Sink: Send {
     fn fail(self: Box<Self>, error: TaskError);
     /// Cancels a queued job (`shutdown(cancel_futures = true)`).
     fn cancel(self: Box<Self>);
+    /// Whether this sink completes `future` (a `&TaskFuture<T>`).
+    fn is_for(&self, future: &dyn Any) -> bool;
+}
+
+/// The sink of a job whose future `stop_task` has failed already: whatever
+/// becomes of the job, nobody is told.
+struct Discarded;
+
+impl Sink for Discarded {
+    fn start(&self) -> bool {
+        true
+    }
+    fn deliver(self: Box<Self>, _: Response<'_>) {}
+    fn fail(self: Box<Self>, _: TaskError) {}
+    fn cancel(self: Box<Self>) {}
+    fn is_for(&self, _: &dyn Any) -> bool {
+        false
+    }
 }
 
 fn outcome_into<R: DeserializeOwned>(outcome: Outcome<'_>) -> Result<R, TaskError> {
@@ -619,6 +726,11 @@ impl<T: Send + Sync + 'static> Sink for Pending<T> {
     }
     fn cancel(self: Box<Self>) {
         self.completer.cancel();
+    }
+    fn is_for(&self, future: &dyn Any) -> bool {
+        future
+            .downcast_ref::<TaskFuture<T>>()
+            .is_some_and(|f| self.completer.is_for(f))
     }
 }
 
@@ -764,6 +876,15 @@ impl Shared {
     }
 }
 
+/// Fails `jobs`, RUNNING already, with [`TaskError::Broken`] and `reason`.
+fn fail_all(jobs: impl IntoIterator<Item = Job>, reason: &str) {
+    for job in jobs {
+        job.sink.fail(TaskError::Broken {
+            reason: reason.to_owned(),
+        });
+    }
+}
+
 /// Closes the request channel of every idle worker: each exits, and its
 /// handler, reading, sees it go.
 fn stop_idle(state: &mut State) {
@@ -794,7 +915,11 @@ impl Handler {
             match started.and_then(|s| self.connect(s)) {
                 Ok(worker) => self.serve(worker),
                 Err(reason) => {
-                    self.shared.set_broken(reason);
+                    // A worker that terminate_workers() signalled while it
+                    // started does not break the pool.
+                    if self.shared.lock().terminated.is_none() {
+                        self.shared.set_broken(reason);
+                    }
                     break;
                 }
             }
@@ -817,6 +942,12 @@ impl Handler {
                     reason: reason.clone(),
                 });
             }
+            return false;
+        }
+        if let Some(reason) = state.terminated.clone() {
+            let kept = std::mem::take(&mut state.in_flight[self.slot]);
+            drop(state);
+            fail_all(kept.into_iter().map(|(job, _)| job), &reason);
             return false;
         }
         !(state.shutdown && state.queue.is_empty() && state.in_flight[self.slot].is_empty())
@@ -869,14 +1000,16 @@ impl Handler {
         self.shared.pids.lock().unwrap_or_else(|e| e.into_inner())[self.slot] = pid;
     }
 
-    /// Kills the worker if asked, and reaps it.
+    /// Kills the worker if asked, and reaps it. Its pid leaves `pids`
+    /// first: `terminate_workers()` signals, under that lock, only the
+    /// pids listed there, so never one reaped (and maybe reused).
     fn reap(&self, pid: Pid, kill: bool) -> process::Death {
+        self.set_pid(None);
         let death = if kill {
             process::kill_and_reap(pid)
         } else {
             process::reap(pid)
         };
-        self.set_pid(None);
         self.shared.alive.fetch_sub(1, Ordering::SeqCst);
         death
     }
@@ -894,7 +1027,7 @@ impl Handler {
         let slot = self.slot;
         let mut sends = Vec::new();
         let spent = state.budget[slot] == 0 && state.in_flight[slot].is_empty();
-        if retire || spent || state.broken.is_some() {
+        if retire || spent || state.broken.is_some() || state.terminated.is_some() {
             state.senders[slot] = None;
             return (None, sends);
         }
@@ -973,6 +1106,11 @@ impl Handler {
         let state = self.shared.lock();
         let head = state.in_flight[self.slot].front();
         match head {
+            // Sent ahead when `stop_task` stopped it: the worker runs it
+            // now, so it goes.
+            Some((job, Delivery::Sending | Delivery::Sent)) if job.stopped => {
+                self.shared.watchdog.fire(self.slot, job.id, pid);
+            }
             Some((job, Delivery::Sending | Delivery::Sent)) if job.timeout.is_some() => {
                 let limit = job.timeout.expect("just checked");
                 self.shared.watchdog.arm(self.slot, job.id, pid, limit);
@@ -1030,7 +1168,12 @@ impl Handler {
                 // killed through no fault of the next one, which may have
                 // started and is kept to run again (the only case where a
                 // task can run twice).
+                // Jobs `stop_task` stopped are dropped (their futures
+                // have failed already; the watchdog's record of a stop
+                // names one of them). After terminate_workers(), every
+                // job the worker held fails with the call's reason.
                 let mut line = std::mem::take(&mut state.in_flight[self.slot]);
+                line.retain(|(job, _)| !job.stopped);
                 let take = |line: &mut VecDeque<(Job, Delivery)>, at: Option<usize>| {
                     at.and_then(|at| line.remove(at)).map(|(job, _)| job)
                 };
@@ -1038,11 +1181,17 @@ impl Handler {
                     let at = line.iter().position(|(job, _)| job.id == id);
                     take(&mut line, at)
                 });
-                let lost = if fired.is_some() {
+                let terminated = state.terminated.clone();
+                let lost = if fired.is_some() || terminated.is_some() {
                     None
                 } else {
                     let at = line.iter().position(|(_, d)| *d == Delivery::Sent);
                     take(&mut line, at)
+                };
+                let doomed = if terminated.is_some() {
+                    std::mem::take(&mut line)
+                } else {
+                    VecDeque::new()
                 };
                 state.in_flight[self.slot] = line
                     .into_iter()
@@ -1064,6 +1213,9 @@ impl Handler {
                         signal: death.signal,
                         exit_code: death.exit_code,
                     });
+                }
+                if let Some(reason) = terminated {
+                    fail_all(doomed.into_iter().map(|(job, _)| job), &reason);
                 }
                 return;
             };
@@ -1126,6 +1278,7 @@ impl ProcessPoolExecutor {
             start_timeout: Duration::from_secs(30),
             task_timeout: None,
             memory_limit: None,
+            allow_fork_with_threads: false,
         }
     }
 
@@ -1247,6 +1400,7 @@ impl ProcessPoolExecutor {
             .map_err(encode_error)?;
         self.shared.enqueue(Job {
             id,
+            stopped: false,
             timeout,
             request: Arc::new(request),
             sink: sink(),
@@ -1294,6 +1448,230 @@ impl ProcessPoolExecutor {
                 }
             }
         }
+    }
+}
+
+impl ProcessPoolExecutor {
+    /// Stops every worker now with SIGTERM (CPython 3.14's
+    /// `terminate_workers()`): the pool shuts down
+    /// (`shutdown(wait = false, cancel_futures = true)`: queued futures are
+    /// cancelled and `submit` is refused with [`TaskError::ShutDown`]),
+    /// then every connected worker is sent SIGTERM. The futures of tasks
+    /// that were running, or sent ahead to a worker, or waiting for a
+    /// replacement worker, fail with [`TaskError::Broken`] whose reason
+    /// names this call; no worker is started again. A task that finished
+    /// before the signal keeps its value.
+    ///
+    /// Returns once every worker has been signalled, without waiting for
+    /// them to exit: each worker's handler thread reaps it (no zombie is
+    /// left), and [`shutdown`](Self::shutdown) with `wait`, or dropping the
+    /// pool, joins those threads. A worker still starting is not
+    /// signalled: it is told to exit as soon as it connects. Safe to call
+    /// at any time: on an idle or broken pool, twice (each call signals
+    /// the workers still alive), or from a done-callback.
+    ///
+    /// Workers restore SIGTERM's default action and unblock it when they
+    /// start, so a program that ignores or blocks SIGTERM (which a worker
+    /// inherits) still has workers that die of it.
+    ///
+    /// ```
+    /// use concurrent_futures::{Executor, ProcessPoolExecutor, TaskError, task};
+    ///
+    /// #[task]
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = ProcessPoolExecutor::builder().max_workers(1).build().unwrap();
+    /// let running = pool.submit(nap, 60_000).unwrap();
+    /// while !running.running() {
+    ///     std::thread::yield_now();
+    /// }
+    /// let queued = pool.submit(nap, 1).unwrap(); // the worker is busy
+    /// pool.terminate_workers();
+    /// let err = running.into_result().unwrap_err();
+    /// assert!(err.to_string().contains("terminate_workers()"), "{err}");
+    /// assert!(queued.cancelled());
+    /// assert_eq!(pool.submit(nap, 1).unwrap_err(), TaskError::ShutDown);
+    /// pool.shutdown(true, false); // joins: every worker is reaped
+    /// assert_eq!(pool.worker_count(), 0);
+    /// ```
+    pub fn terminate_workers(&self) {
+        self.stop_workers(
+            nix::sys::signal::Signal::SIGTERM,
+            "terminate_workers() stopped the pool's workers (SIGTERM) before this task finished",
+        );
+    }
+
+    /// [`terminate_workers`](Self::terminate_workers) with SIGKILL
+    /// (CPython 3.14's `kill_workers()`): the same, for workers that might
+    /// not die of SIGTERM (a task's own handler, say). The futures it
+    /// catches fail with [`TaskError::Broken`] naming `kill_workers()`
+    /// (or `terminate_workers()`, if that was called first).
+    ///
+    /// ```
+    /// use concurrent_futures::{Executor, ProcessPoolExecutor, TaskError, task};
+    ///
+    /// #[task]
+    /// fn spin(_: ()) -> u64 {
+    ///     let mut n = 0u64;
+    ///     loop {
+    ///         n = std::hint::black_box(n.wrapping_add(1));
+    ///     }
+    /// }
+    ///
+    /// let pool = ProcessPoolExecutor::builder().max_workers(1).build().unwrap();
+    /// let running = pool.submit(spin, ()).unwrap();
+    /// while !running.running() {
+    ///     std::thread::yield_now();
+    /// }
+    /// pool.kill_workers();
+    /// match running.into_result() {
+    ///     Err(TaskError::Broken { reason }) => assert!(reason.contains("kill_workers()")),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn kill_workers(&self) {
+        self.stop_workers(
+            nix::sys::signal::Signal::SIGKILL,
+            "kill_workers() stopped the pool's workers (SIGKILL) before this task finished",
+        );
+    }
+
+    fn stop_workers(&self, signal: nix::sys::signal::Signal, why: &str) {
+        let (queued, unsent, reason) = {
+            let mut state = self.shared.lock();
+            state.shutdown = true;
+            let reason = state
+                .terminated
+                .get_or_insert_with(|| why.to_owned())
+                .clone();
+            stop_idle(&mut state);
+            let mut unsent = Vec::new();
+            for line in state.in_flight.iter_mut() {
+                let (kept, rest) = std::mem::take(line)
+                    .into_iter()
+                    .partition(|(_, d)| *d == Delivery::Unsent);
+                *line = rest;
+                unsent.extend(kept.into_iter().map(|(job, _): (Job, _)| job));
+            }
+            (state.queue.drain(..).collect::<Vec<_>>(), unsent, reason)
+        };
+        // Under the pids lock: a handler takes its worker's pid out of the
+        // list before it reaps it, so every pid here is unreaped.
+        for pid in self
+            .shared
+            .pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .flatten()
+        {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid as i32), signal);
+        }
+        for job in queued {
+            job.sink.cancel();
+        }
+        fail_all(unsent, &reason);
+    }
+
+    /// Stops one task on demand (pebble's `future.cancel()`): if `future`
+    /// is still queued it is cancelled (as [`TaskFuture::cancel`]); if its
+    /// task is running, the worker running it is killed (SIGKILL) and
+    /// replaced, and the future fails with [`TaskError::Stopped`] at once.
+    /// Every other future is untouched: tasks queued or sent ahead to the
+    /// same worker run on its replacement. Returns false if `future` is
+    /// done already, or is not this pool's. `cancel()` keeps CPython's
+    /// meaning: it returns false for a running task.
+    ///
+    /// A task sent ahead to a busy worker (see the pool's docs) has not
+    /// started: its future fails now, and its worker is killed when it
+    /// reaches the task. A task that answered in the instant before the
+    /// kill also ends `Stopped` (its value is dropped); the task after it
+    /// on that worker, if it had started, runs again on the replacement
+    /// (as with a time limit, see [`TaskError::TaskTimedOut`]).
+    ///
+    /// ```
+    /// use concurrent_futures::{Executor, FutureState, ProcessPoolExecutor, TaskError, task};
+    ///
+    /// #[task]
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = ProcessPoolExecutor::builder().max_workers(1).build().unwrap();
+    /// let long = pool.submit(nap, 60_000).unwrap();
+    /// let queued = pool.submit(nap, 2).unwrap();
+    /// while !long.running() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert!(!long.cancel()); // CPython's cancel: too late
+    /// assert!(pool.stop_task(&long));
+    /// assert!(matches!(long.result(), Err(TaskError::Stopped { pid: Some(_) })));
+    /// assert_eq!(queued.result(), Ok(&2)); // on the replacement worker
+    /// assert!(!pool.stop_task(&queued)); // done already
+    /// ```
+    pub fn stop_task<T: Send + Sync + 'static>(&self, future: &TaskFuture<T>) -> bool {
+        // A queued job moves to a line (RUNNING) only under the state
+        // lock, but the cancel runs callbacks and so must not hold it:
+        // if the job starts in between, look again.
+        for _ in 0..3 {
+            if future.done() {
+                return false;
+            }
+            self.shared.limits_used.store(true, Ordering::Relaxed);
+            let mut state = self.shared.lock();
+            let found = state.in_flight.iter().enumerate().find_map(|(slot, line)| {
+                line.iter()
+                    .position(|(job, _)| job.sink.is_for(future))
+                    .map(|at| (slot, at))
+            });
+            let Some((slot, at)) = found else {
+                let queued = state.queue.iter().any(|job| job.sink.is_for(future));
+                drop(state);
+                if !queued {
+                    // Done, in a handler's hands about to be, or not ours.
+                    return false;
+                }
+                if future.cancel() {
+                    return true;
+                }
+                continue;
+            };
+            let line = &mut state.in_flight[slot];
+            let (sink, pid) = match line[at].1 {
+                // Waiting for a replacement worker: nothing runs it.
+                Delivery::Unsent | Delivery::Failed => {
+                    let (job, _) = line.remove(at).expect("just found");
+                    (job.sink, None)
+                }
+                Delivery::Sending | Delivery::Sent => {
+                    let job = &mut line[at].0;
+                    job.stopped = true;
+                    let sink = std::mem::replace(&mut job.sink, Box::new(Discarded));
+                    let id = job.id;
+                    // The slot's worker holds the job, so it is not reaped
+                    // (the death path takes the line first): its pid is
+                    // safe to signal. A job sent ahead waits: its handler
+                    // kills the worker when it reaches it (`watch_head`).
+                    let pid = self.shared.pid(slot);
+                    if at == 0
+                        && let Some(pid) = pid
+                    {
+                        self.shared.watchdog.fire(slot, id, pid);
+                    }
+                    (sink, pid)
+                }
+            };
+            drop(state);
+            sink.fail(TaskError::Stopped {
+                pid: pid.map(|p| p.as_raw() as u32),
+            });
+            return true;
+        }
+        false
     }
 }
 

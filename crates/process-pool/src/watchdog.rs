@@ -12,6 +12,10 @@
 //! [`TaskError::TaskTimedOut`](concurrent_futures_core::TaskError) rather
 //! than `WorkerDied`.
 //!
+//! `ProcessPoolExecutor::stop_task` kills a worker through the same
+//! record ([`Watchdog::fire`]), so the death path blames the stopped job
+//! alone.
+//!
 //! Invariants, all under the watchdog's one mutex:
 //! - A kill happens only while the slot is armed, and a handler disarms
 //!   its slot before it reaps the worker; so the watchdog never signals a
@@ -110,6 +114,23 @@ impl Watchdog {
         let mut slots = self.lock();
         slots.armed[slot] = None;
         slots.fired[slot].take()
+    }
+
+    /// Kills `pid`, the worker of `slot`, for the job `id` now (a
+    /// `stop_task`), recording the job as fired, as a time-out would, so
+    /// that the handler's death path blames that job and no other. If the
+    /// slot has fired already, the worker is being killed: nothing more to
+    /// do. The caller must know that `pid` is not reaped yet: it holds the
+    /// state lock and sees a job sent to that worker in the slot's line
+    /// (the death path takes the line before it reaps), or it is the
+    /// slot's handler itself.
+    pub(crate) fn fire(&self, slot: usize, id: u64, pid: Pid) {
+        let mut slots = self.lock();
+        slots.armed[slot] = None;
+        if slots.fired[slot].is_none() {
+            slots.fired[slot] = Some(id);
+            let _ = kill(pid, Signal::SIGKILL);
+        }
     }
 
     /// Ends the thread (the pool is gone).

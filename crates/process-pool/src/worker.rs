@@ -247,12 +247,31 @@ pub(crate) fn refuse_inside_a_worker() {
     }
 }
 
+/// Gives SIGTERM its default action (the process ends) and unblocks it,
+/// for `terminate_workers()`: a worker inherits the parent's ignored
+/// signals (across `fork` and `exec`) and a forked one its handlers and
+/// signal mask, so a parent that ignores, handles or blocks SIGTERM would
+/// otherwise leave its workers alive. Before the parent watcher starts,
+/// so that its thread inherits the mask.
+fn die_of_sigterm() {
+    // SAFETY: plain libc calls on this process's own signal state; the
+    // set is initialised by `sigemptyset` before use.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Greets the parent on the channel `socket` (which this process owns
 /// from here on) and serves requests until the parent closes them or
 /// dies. Returns the exit status. `memory_limit`: this process's
 /// `RLIMIT_AS`, set once connected, before the initializer and the first
 /// task.
 pub(crate) fn serve(socket: RawFd, memory_limit: Option<u64>) -> i32 {
+    die_of_sigterm();
     watch_parent(socket);
     keep_large_buffers();
     // SAFETY: the caller hands the descriptor over; nothing else owns it.
