@@ -382,7 +382,13 @@ mod tests {
     }
 
     fn server_pid(launcher: &Launcher) -> Pid {
-        let server = launcher.fork_server.as_ref().unwrap().server.lock().unwrap();
+        let server = launcher
+            .fork_server
+            .as_ref()
+            .unwrap()
+            .server
+            .lock()
+            .unwrap();
         server.as_ref().expect("started").pid
     }
 
@@ -433,14 +439,22 @@ mod tests {
         let launcher = launcher();
         let started = launcher.start().unwrap();
         {
-            let server = launcher.fork_server.as_ref().unwrap().server.lock().unwrap();
+            let server = launcher
+                .fork_server
+                .as_ref()
+                .unwrap()
+                .server
+                .lock()
+                .unwrap();
             let socket = server.as_ref().unwrap().socket.as_raw_fd();
             write_all(socket, &0_u64.to_le_bytes()).unwrap();
             let mut answer = [0_u8; 4];
             read_exact(socket, &mut answer).unwrap();
             assert_eq!(i32::from_le_bytes(answer), -libc::EPROTO);
         }
-        let worker = launcher.connect(started).expect("the first worker connects");
+        let worker = launcher
+            .connect(started)
+            .expect("the first worker connects");
         let pid = worker.pid;
         drop(worker);
         assert_eq!(process::reap(pid).exit_code, Some(0));
