@@ -22,10 +22,18 @@ context (--context fork, spawn or forkserver). Modes:
                  both workers at the first submit, while spawn and
                  forkserver start workers on demand, so one task starts
                  only one worker there.
+  replace N      a pool of 1 worker with max_tasks_per_child=1, so that
+                 every task runs on a fresh worker: after two untimed
+                 tasks, submit N no-op tasks, then result() each in
+                 submission order; the cost per task (a retirement, a
+                 replacement's start, a round trip). CPython refuses
+                 max_tasks_per_child with the fork context (ValueError,
+                 CPython issue 90622): the line then says refused=1.
   suite          all of the above in one interpreter (start-up first, then
-                 one pool for the others, built and warmed before any
-                 timing), with the sizes given by --tasks, --map-items,
-                 --calls, --echo-tasks and --startups.
+                 the replacement pool, then one pool for the others, built
+                 and warmed before any timing), with the sizes given by
+                 --tasks, --map-items, --calls, --echo-tasks, --startups
+                 and --replacements.
 
 Every figure is printed on one line that starts with RESULT, as key=value
 pairs, so the bench can read it:
@@ -102,6 +110,26 @@ def startup(ctx, n):
     }
 
 
+def replacement(ctx, n):
+    try:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx, max_tasks_per_child=1)
+    except ValueError:
+        # "max_tasks_per_child is incompatible with the 'fork'
+        # multiprocessing start method" (CPython issue 90622).
+        return {"refused": 1}
+    with pool:
+        for i in range(2):
+            assert pool.submit(noop, i).result() == i
+        start = time.perf_counter_ns()
+        futures = [pool.submit(noop, i) for i in range(n)]
+        total = 0
+        for f in futures:
+            total += f.result()
+        elapsed = time.perf_counter_ns() - start
+    assert total == n * (n - 1) // 2, total
+    return {"per_task_ns": f"{elapsed / n:.0f}", "total_ns": elapsed}
+
+
 MEASURES = {
     "overhead": lambda pool, n, _args: overhead(pool, n),
     "map": map_chunked,
@@ -128,7 +156,7 @@ def warm_pool(ctx):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=[*MEASURES, "startup", "suite"])
+    parser.add_argument("mode", choices=[*MEASURES, "startup", "replace", "suite"])
     parser.add_argument("n", type=int, nargs="?", default=None, help="size (not for suite)")
     parser.add_argument("--context", choices=["fork", "spawn", "forkserver"], default="fork")
     parser.add_argument("--chunksize", type=int, default=1000)
@@ -138,6 +166,7 @@ def main():
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--echo-tasks", type=int, default=64)
     parser.add_argument("--startups", type=int, default=3)
+    parser.add_argument("--replacements", type=int, default=20)
     args = parser.parse_args()
     if args.mode != "suite" and (args.n is None or args.n < 1):
         parser.error("n must be at least 1")
@@ -155,7 +184,7 @@ def main():
             ("latency", args.calls),
             ("echo", args.echo_tasks),
         ]
-    elif args.mode == "startup":
+    elif args.mode in ("startup", "replace"):
         plan = []
     else:
         plan = [(args.mode, args.n)]
@@ -166,6 +195,10 @@ def main():
         if n > 0:
             startup(ctx, 1)
             report("startup", args, n, startup(ctx, n))
+    if args.mode in ("replace", "suite"):
+        n = args.n if args.mode == "replace" else args.replacements
+        if n > 0:
+            report("replace", args, n, replacement(ctx, n))
     if plan:
         pool = warm_pool(ctx)
         with pool:
