@@ -505,6 +505,7 @@ fn build_replacing(method: StartMethod) -> ProcessPoolExecutor {
         .max_workers(1)
         .max_tasks_per_child(1)
         .start_method(method)
+        .allow_fork_with_threads(true)
         .build()
         .expect("1 worker, 1 task per worker is a valid configuration")
 }

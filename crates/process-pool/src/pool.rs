@@ -99,7 +99,10 @@ pub enum StartMethod {
     /// A *task* in a forked worker meets that lock too if it starts a
     /// `std::thread` or calls `std::process::exit` (whose clean-up takes
     /// it): rarely, such a task hangs. Use `Spawn` or `ForkServer` for
-    /// tasks like that.
+    /// tasks like that. Because of this hazard `build()` refuses `Fork`
+    /// in a process that already runs other threads, unless the builder
+    /// opts in with
+    /// [`allow_fork_with_threads`](ProcessPoolBuilder::allow_fork_with_threads).
     Fork,
     /// A *fork server* (CPython's `forkserver`, its Linux default since
     /// 3.14): `build()` starts one small process, this program executed
