@@ -392,6 +392,15 @@ mod tests {
         server.as_ref().expect("started").pid
     }
 
+    /// Connects a started worker, tells it to leave, and checks it did.
+    fn connect_and_release(launcher: &Launcher, started: Started) -> Pid {
+        let worker = launcher.connect(started).expect("the worker connects");
+        let pid = worker.pid;
+        drop(worker);
+        assert_eq!(process::reap(pid).exit_code, Some(0));
+        pid
+    }
+
     fn parent_of(pid: Pid) -> u32 {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let line = status.lines().find(|l| l.starts_with("PPid:")).unwrap();
@@ -425,10 +434,7 @@ mod tests {
         let new = server_pid(&launcher);
         assert_ne!(old, new);
         for started in [first, second] {
-            let worker = launcher.connect(started).expect("the worker connects");
-            let pid = worker.pid;
-            drop(worker);
-            assert_eq!(process::reap(pid).exit_code, Some(0));
+            connect_and_release(&launcher, started);
         }
     }
 
@@ -452,16 +458,8 @@ mod tests {
             read_exact(socket, &mut answer).unwrap();
             assert_eq!(i32::from_le_bytes(answer), -libc::EPROTO);
         }
-        let worker = launcher
-            .connect(started)
-            .expect("the first worker connects");
-        let pid = worker.pid;
-        drop(worker);
-        assert_eq!(process::reap(pid).exit_code, Some(0));
+        connect_and_release(&launcher, started);
         let again = launcher.start().expect("the server goes on");
-        let worker = launcher.connect(again).unwrap();
-        let pid = worker.pid;
-        drop(worker);
-        assert_eq!(process::reap(pid).exit_code, Some(0));
+        connect_and_release(&launcher, again);
     }
 }

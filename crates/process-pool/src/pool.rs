@@ -792,14 +792,7 @@ impl Shared {
                 state.broken = Some(reason.clone());
             }
             stop_idle(&mut state);
-            let mut unsent = Vec::new();
-            for line in state.in_flight.iter_mut() {
-                let (kept, rest) = std::mem::take(line)
-                    .into_iter()
-                    .partition(|(_, d)| *d == Delivery::Unsent);
-                *line = rest;
-                unsent.extend(kept.into_iter().map(|(job, _): (Job, _)| job));
-            }
+            let unsent = take_unsent(&mut state);
             (state.queue.drain(..).collect::<Vec<_>>(), unsent)
         };
         let broken = || TaskError::Broken {
@@ -886,6 +879,20 @@ fn fail_all(jobs: impl IntoIterator<Item = Job>, reason: &str) {
             reason: reason.to_owned(),
         });
     }
+}
+
+/// Takes out of every slot's line the jobs whose requests were never sent
+/// (kept for a replacement worker).
+fn take_unsent(state: &mut State) -> Vec<Job> {
+    let mut unsent = Vec::new();
+    for line in state.in_flight.iter_mut() {
+        let (kept, rest) = std::mem::take(line)
+            .into_iter()
+            .partition(|(_, d)| *d == Delivery::Unsent);
+        *line = rest;
+        unsent.extend(kept.into_iter().map(|(job, _): (Job, _)| job));
+    }
+    unsent
 }
 
 /// Closes the request channel of every idle worker: each exits, and its
@@ -1551,14 +1558,7 @@ impl ProcessPoolExecutor {
                 .get_or_insert_with(|| why.to_owned())
                 .clone();
             stop_idle(&mut state);
-            let mut unsent = Vec::new();
-            for line in state.in_flight.iter_mut() {
-                let (kept, rest) = std::mem::take(line)
-                    .into_iter()
-                    .partition(|(_, d)| *d == Delivery::Unsent);
-                *line = rest;
-                unsent.extend(kept.into_iter().map(|(job, _): (Job, _)| job));
-            }
+            let unsent = take_unsent(&mut state);
             (state.queue.drain(..).collect::<Vec<_>>(), unsent, reason)
         };
         // Under the pids lock: a handler takes its worker's pid out of the
