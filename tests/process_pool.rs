@@ -614,3 +614,61 @@ fn fork_with_other_threads_needs_the_opt_in() {
     drop(stop);
     let _ = other.join();
 }
+
+/// Run by `replacements_run_the_pools_own_image_after_its_file_is_deleted`
+/// in a copy of this binary: deletes that copy, then has every kind of pool
+/// start workers and replace one that dies.
+#[test]
+#[ignore = "run by replacements_run_the_pools_own_image_after_its_file_is_deleted"]
+fn deleting_its_own_binary() {
+    if std::env::var_os("CF_DELETE_OWN_BINARY").is_none() {
+        return;
+    }
+    std::fs::remove_file(std::env::current_exe().unwrap()).unwrap();
+    for method in METHODS {
+        let pool = pool(method, 1);
+        assert_eq!(pool.submit(double, 1).unwrap().into_result(), Ok(2));
+        let died = pool.submit(abort_now, ()).unwrap().into_result();
+        assert!(
+            matches!(died, Err(TaskError::WorkerDied { .. })),
+            "{died:?}"
+        );
+        // The replacement starts from the deleted file's image.
+        assert_eq!(
+            pool.submit(double, 2).unwrap().into_result(),
+            Ok(4),
+            "{method:?}"
+        );
+    }
+    println!("REPLACED OK");
+}
+
+/// A program whose file is deleted (or replaced at its path, by an
+/// upgrade or a `cargo build`) while it runs keeps starting workers: they
+/// run the image the pool runs, through `/proc/self/exe`.
+#[test]
+fn replacements_run_the_pools_own_image_after_its_file_is_deleted() {
+    let _guard = HangGuard::new("a pool whose binary was deleted");
+    let dir = std::env::temp_dir().join(format!("cf-deleted-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("copy-of-the-tests");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    let out = Command::new(&copy)
+        .args([
+            "--exact",
+            "deleting_its_own_binary",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("CF_DELETE_OWN_BINARY", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("REPLACED OK"),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -35,7 +35,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -138,7 +138,7 @@ impl ForkServer {
 /// Starts a server running `program` and checks its greeting.
 fn start(program: &Path, timeout: Duration) -> Result<Running, String> {
     let (ours, theirs) = process::worker_channel()?;
-    let child = Command::new(program)
+    let child = process::command(program)
         .arg(SERVER_ARG)
         .env(SERVER_ENV, "1")
         .stdin(Stdio::from(theirs))

@@ -79,6 +79,9 @@ impl Started {
     }
 }
 
+/// This process's own program image (see [`Launcher::program`]).
+pub(crate) const SELF_EXE: &str = "/proc/self/exe";
+
 /// The parent's and the child's end of a new worker's (or fork server's)
 /// channel. The parent's end asks the kernel for the credentials of
 /// whoever writes to it (`SO_PASSCRED`), for the greeting's check.
@@ -91,13 +94,17 @@ pub(crate) fn worker_channel() -> Result<(OwnedFd, OwnedFd), String> {
 
 impl Launcher {
     /// The program workers (and a fork server) run: the builder's
-    /// `worker_program`, or the current executable.
+    /// `worker_program`, or this very program image, `/proc/self/exe`.
+    /// That link is resolved by the kernel in the starting child, a copy
+    /// of this process, so it reaches the image this process runs even
+    /// after its file was deleted or replaced by a new one at the same
+    /// path (an upgrade, a `cargo build`): a replacement worker never runs
+    /// another program than its pool.
     pub(crate) fn program(&self) -> Result<PathBuf, String> {
-        match &self.program {
-            Some(p) => Ok(p.clone()),
-            None => std::env::current_exe()
-                .map_err(|e| format!("cannot find the current executable to spawn: {e}")),
-        }
+        Ok(match &self.program {
+            Some(p) => p.clone(),
+            None => PathBuf::from(SELF_EXE),
+        })
     }
 
     /// Starts a worker: by the fork server if the pool has one, else by
@@ -123,7 +130,7 @@ impl Launcher {
         let _boot = unsafe { std::ptr::read_volatile(&raw const worker::BOOT) };
         let program = self.program()?;
         let (ours, theirs) = worker_channel()?;
-        let child = Command::new(&program)
+        let child = command(&program)
             .arg(worker::WORKER_ARG)
             .env(worker::BOOT_ENV, self.memory_limit.unwrap_or(0).to_string())
             .stdin(Stdio::from(theirs))
@@ -291,6 +298,19 @@ pub(crate) fn await_greeting(
             ));
         }
     }
+}
+
+/// A command for `program`; for this process's own image, with the
+/// executable's name as `argv[0]`, as `ps` would show a normal start.
+pub(crate) fn command(program: &std::path::Path) -> Command {
+    let mut command = Command::new(program);
+    if program.as_os_str() == SELF_EXE
+        && let Ok(exe) = std::env::current_exe()
+    {
+        use std::os::unix::process::CommandExt;
+        command.arg0(exe);
+    }
+    command
 }
 
 /// An error starting a worker, saying so plainly when it is the process's
@@ -677,10 +697,13 @@ mod hand_off {
         let launcher = launcher();
         let started = launcher.spawn().unwrap();
         let pid = started.pid;
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let worker = launcher.connect(started).expect("the real worker connects");
         assert_eq!(worker.pid, pid);
+        // Read once it has greeted, so its exec is complete (the kernel
+        // sets up argv after a starting parent may already look). The
+        // environment's strings stay as they were at the exec.
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
         // The role and the memory limit, a number: nothing to connect to.
         for var in environ.split(|&b| b == 0) {
             let var = String::from_utf8_lossy(var);
