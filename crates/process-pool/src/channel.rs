@@ -11,12 +11,10 @@
 //! A frame is `len:u64` (little-endian) followed by `len` bytes; the
 //! messages inside are `concurrent_futures_task_wire::wire`'s.
 //!
-//! The parent's end knows the worker's process through a pidfd (the
-//! *peer*): a wait for bytes or for room in the socket also watches the
-//! process, so a worker that dies is seen dead even when a process it
-//! forked still holds its end of the socket open (no end-of-file ever
-//! comes then). The worker's end has no peer: its parent's death closes
-//! the socket.
+//! Both directions block in plain `recv` and `send` calls. A worker that
+//! dies while a process it forked keeps its end open sends no end-of-file;
+//! the pool's death watch (`deaths.rs`) shuts the pool's end down then,
+//! which ends such a wait.
 //!
 //! Closing the request direction is how the parent tells a worker to
 //! leave: dropping the last [`Sender`] shuts the socket down for writing,
@@ -71,21 +69,17 @@ pub(crate) fn pidfd(pid: i32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Splits one end of a socket into its two directions. `peer`: the pidfd
-/// of the process at the other end, if this end should watch it.
-pub(crate) fn split(socket: OwnedFd, peer: Option<OwnedFd>) -> (Sender, Receiver) {
+/// Splits one end of a socket into its two directions.
+pub(crate) fn split(socket: OwnedFd) -> (Sender, Receiver) {
     let socket = Arc::new(socket);
-    let peer = peer.map(Arc::new);
     let sender = Sender {
         end: Arc::new(SendEnd {
             socket: Arc::clone(&socket),
-            peer: peer.clone(),
             lock: Mutex::new(()),
         }),
     };
     let receiver = Receiver {
         socket,
-        peer,
         buf: Vec::new(),
         consumed: 0,
     };
@@ -101,7 +95,6 @@ pub(crate) struct Sender {
 
 struct SendEnd {
     socket: Arc<OwnedFd>,
-    peer: Option<Arc<OwnedFd>>,
     /// One frame at a time: two writers must not interleave their bytes.
     lock: Mutex<()>,
 }
@@ -115,19 +108,13 @@ impl Drop for SendEnd {
 }
 
 impl Sender {
-    /// Sends one frame. With a peer, waits for room only while the peer
-    /// lives: a dead worker is an error, not a wait that never ends.
+    /// Sends one frame, waiting for room as long as it takes.
     pub(crate) fn send(&self, frame: &[u8]) -> io::Result<()> {
         let header = (frame.len() as u64).to_le_bytes();
         let end = &*self.end;
         let _one_at_a_time = end.lock.lock().unwrap_or_else(|e| e.into_inner());
         let fd = end.socket.as_raw_fd();
-        let flags = libc::MSG_NOSIGNAL
-            | if end.peer.is_some() {
-                libc::MSG_DONTWAIT
-            } else {
-                0
-            };
+        let flags = libc::MSG_NOSIGNAL;
         let total = HEADER + frame.len();
         let mut done = 0;
         while done < total {
@@ -162,7 +149,6 @@ impl Sender {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::EINTR) => {}
-                Some(libc::EAGAIN) => wait(fd, libc::POLLOUT, end.peer.as_deref())?,
                 _ => return Err(e),
             }
         }
@@ -173,15 +159,14 @@ impl Sender {
 /// The reading direction, with its buffer (kept from frame to frame).
 pub(crate) struct Receiver {
     socket: Arc<OwnedFd>,
-    peer: Option<Arc<OwnedFd>>,
     buf: Vec<u8>,
     /// Bytes at the front of `buf` that belong to frames already returned.
     consumed: usize,
 }
 
 impl Receiver {
-    /// The next frame. End-of-file, or (with a peer) the peer's exit with
-    /// no whole frame left in the socket, is `UnexpectedEof`.
+    /// The next frame. End-of-file with no whole frame left (also once the
+    /// death watch has shut the socket down) is `UnexpectedEof`.
     pub(crate) fn recv(&mut self) -> io::Result<&[u8]> {
         self.discard_consumed();
         loop {
@@ -235,21 +220,15 @@ impl Receiver {
         self.buf.reserve(step.max(64 << 10));
     }
 
-    /// Reads what the socket holds into the buffer's spare room; waits (on
-    /// the socket and the peer) while it holds nothing.
+    /// Reads what the socket holds into the buffer's spare room; waits
+    /// while it holds nothing.
     fn fill(&mut self) -> io::Result<()> {
         let fd = self.socket.as_raw_fd();
-        let flags = if self.peer.is_some() {
-            libc::MSG_DONTWAIT
-        } else {
-            0
-        };
-        let mut peer_gone = false;
         loop {
             let spare = self.buf.spare_capacity_mut();
             // SAFETY: `spare` is writable memory of `buf` past its length,
             // `spare.len()` bytes long; recv writes at most that many.
-            let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), flags) };
+            let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), 0) };
             if n > 0 {
                 // SAFETY: recv initialised the first `n` spare bytes.
                 unsafe { self.buf.set_len(self.buf.len() + n as usize) };
@@ -259,22 +238,15 @@ impl Receiver {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => {}
-                // The peer has exited and the socket holds nothing more of
-                // it: whatever still has the other end open, no frame comes.
-                Some(libc::EAGAIN) if peer_gone => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the process at the other end exited",
-                    ));
-                }
-                Some(libc::EAGAIN) => {
-                    peer_gone = wait(fd, libc::POLLIN, self.peer.as_deref()).is_err();
-                }
-                _ => return Err(e),
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e);
             }
         }
+    }
+
+    /// The socket, for the death watch to shut down.
+    pub(crate) fn socket(&self) -> Arc<OwnedFd> {
+        Arc::clone(&self.socket)
     }
 }
 
@@ -300,53 +272,13 @@ pub(crate) fn readable_within(fd: RawFd, timeout: std::time::Duration) -> io::Re
     }
 }
 
-/// Waits until `fd` is ready for `events` or the peer (a pidfd) exits.
-/// `Err` only when the peer has exited and `fd` is not ready; the caller
-/// then tries once more (bytes the peer wrote before it died are still
-/// there) and gives up.
-fn wait(fd: RawFd, events: libc::c_short, peer: Option<&OwnedFd>) -> io::Result<()> {
-    let mut fds = [
-        libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: peer.map_or(-1, AsRawFd::as_raw_fd),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: `fds` is a valid array of two pollfds; a negative fd is
-        // ignored by poll.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        if fds[0].revents != 0 {
-            return Ok(());
-        }
-        if fds[1].revents != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the process at the other end exited",
-            ));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn pair() -> ((Sender, Receiver), (Sender, Receiver)) {
         let (a, b) = socket_pair().unwrap();
-        (split(a, None), split(b, None))
+        (split(a), split(b))
     }
 
     #[test]
@@ -384,44 +316,11 @@ mod tests {
     #[test]
     fn a_frame_past_the_limit_is_refused() {
         let (a, b) = socket_pair().unwrap();
-        let (_tx, mut rx) = split(a, None);
+        let (_tx, mut rx) = split(a);
         let raw = (FRAME_LIMIT + 1).to_le_bytes();
         // SAFETY: writes 8 bytes from a live array to our own socket.
         let n = unsafe { libc::write(b.as_raw_fd(), raw.as_ptr().cast(), raw.len()) };
         assert_eq!(n, 8);
         assert_eq!(rx.recv().unwrap_err().kind(), io::ErrorKind::InvalidData);
-    }
-
-    /// A process that has exited is seen gone even though another process
-    /// (here: this one) still holds its end of the socket open.
-    #[test]
-    fn the_peer_exiting_ends_a_wait_that_end_of_file_never_would() {
-        let (ours, theirs) = socket_pair().unwrap();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pidfd = pidfd(child.id() as i32).expect("pidfd_open");
-        let (tx, mut rx) = split(ours, Some(pidfd));
-        let err = rx.recv().unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
-        // A full socket does not block a send to it for ever either.
-        let big = vec![0_u8; 16 << 20];
-        assert!(tx.send(&big).is_err());
-        child.wait().unwrap();
-        drop(theirs);
-    }
-
-    /// Bytes the peer wrote before it exited are still read.
-    #[test]
-    fn frames_sent_before_the_peer_exited_are_delivered() {
-        let (ours, theirs) = socket_pair().unwrap();
-        let (their_tx, _their_rx) = split(theirs, None);
-        their_tx.send(b"last words").unwrap();
-        // Exited but not reaped, so that its pidfd can be opened.
-        let mut zombie = std::process::Command::new("true").spawn().unwrap();
-        let pidfd = pidfd(zombie.id() as i32).expect("pidfd_open");
-        let (_tx, mut rx) = split(ours, Some(pidfd));
-        assert_eq!(rx.recv().unwrap(), b"last words");
-        assert!(rx.recv().is_err());
-        zombie.wait().unwrap();
-        drop(their_tx);
     }
 }

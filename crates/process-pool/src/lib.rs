@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod channel;
+mod deaths;
 mod fork_server;
 mod pool;
 mod process;

@@ -50,6 +50,7 @@ use concurrent_futures_task_wire::wire::{self, Outcome, Response};
 use serde::de::DeserializeOwned;
 
 use crate::channel::Sender;
+use crate::deaths::DeathWatch;
 use crate::fork_server::ForkServer;
 use crate::process::{self, Launcher, Started, Worker};
 use crate::watchdog::Watchdog;
@@ -399,6 +400,8 @@ impl ProcessPoolBuilder {
             await_reply: Arc::new(AwaitReply),
             task_timeout: self.task_timeout,
             watchdog: Watchdog::new(max_workers),
+            deaths: DeathWatch::new()
+                .map_err(|e| ConfigError::new(format!("cannot create the death watch: {e}")))?,
             limits_used: AtomicBool::new(false),
         });
         // Fork every initial worker before this pool has a thread.
@@ -530,6 +533,8 @@ struct Shared {
     task_timeout: Option<Duration>,
     /// Kills the worker of a task past its limit.
     watchdog: Arc<Watchdog>,
+    /// Sees each worker's exit from the process itself (see `deaths.rs`).
+    deaths: DeathWatch,
     /// Set before the first job with a time limit is queued, or the first
     /// `stop_task` marks a job; until then handlers skip the watchdog (no
     /// extra lock per task). The job is queued (or marked) under the state
@@ -965,7 +970,12 @@ impl Handler {
 
     /// Connects a started worker and runs the initializer in it.
     fn connect(&self, started: Started) -> Result<Worker, String> {
-        let worker = self.shared.launcher.connect(started)?;
+        let mut worker = self.shared.launcher.connect(started)?;
+        // Watched from here on, the initializer included: a death is seen
+        // even if the worker's socket outlives it in a process it forked.
+        if let Some(pidfd) = worker.pidfd.take() {
+            let _ = self.shared.deaths.watch(pidfd, worker.responses.socket());
+        }
         self.set_pid(Some(worker.pid.as_raw() as u32));
         self.shared.alive.fetch_add(1, Ordering::SeqCst);
         let Some(init) = &self.shared.initializer else {
@@ -1136,6 +1146,7 @@ impl Handler {
             pid,
             requests,
             mut responses,
+            ..
         } = worker;
         {
             let mut state = self.shared.lock();

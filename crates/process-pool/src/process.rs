@@ -46,6 +46,9 @@ impl Death {
 /// A connected worker: its pid and the two directions of its channel.
 pub(crate) struct Worker {
     pub pid: Pid,
+    /// For the pool's death watch (`deaths.rs`); none on kernels before
+    /// 5.3.
+    pub pidfd: Option<OwnedFd>,
     pub requests: Sender,
     pub responses: Receiver,
 }
@@ -204,9 +207,11 @@ impl Launcher {
             self.start_timeout,
         )?;
         // Sound: `pid` is our child, not yet reaped, so not reused.
-        let (requests, responses) = channel::split(socket, channel::pidfd(pid.as_raw()));
+        let pidfd = channel::pidfd(pid.as_raw());
+        let (requests, responses) = channel::split(socket);
         Ok(Worker {
             pid,
+            pidfd,
             requests,
             responses,
         })

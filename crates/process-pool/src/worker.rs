@@ -275,7 +275,7 @@ pub(crate) fn serve(socket: RawFd, memory_limit: Option<u64>) -> i32 {
     watch_parent(socket);
     keep_large_buffers();
     // SAFETY: the caller hands the descriptor over; nothing else owns it.
-    let (responses, mut requests) = channel::split(unsafe { OwnedFd::from_raw_fd(socket) }, None);
+    let (responses, mut requests) = channel::split(unsafe { OwnedFd::from_raw_fd(socket) });
     if let Err(e) = responses.send(HELLO) {
         say(format_args!("cannot reach the pool: {e}"));
         return 3;
@@ -514,8 +514,8 @@ mod forged_requests {
     /// response (`None` once the loop has ended) and the loop's status.
     fn serve(requests: Vec<Vec<u8>>) -> (Vec<Option<Vec<u8>>>, i32) {
         let (ours, theirs) = channel::socket_pair().unwrap();
-        let (to_worker, mut from_worker) = channel::split(ours, None);
-        let (worker_out, mut worker_in) = channel::split(theirs, None);
+        let (to_worker, mut from_worker) = channel::split(ours);
+        let (worker_out, mut worker_in) = channel::split(theirs);
         let worker = std::thread::spawn(move || super::serve_loop(&mut worker_in, &worker_out));
         let mut answers = Vec::new();
         for request in requests {
