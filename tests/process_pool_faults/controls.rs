@@ -52,24 +52,14 @@ fn assert_reaped(pids: &[u32]) {
 fn stop_every_worker(method: StartMethod, stop: fn(&ProcessPoolExecutor), call: &str) {
     let _guard = HangGuard::new("stopping every worker");
     let pool = pool(method, 1);
-    let first = Gate::new();
-    let second = Gate::new();
-    let _open = (OpenOnDrop(&first), OpenOnDrop(&second));
-    let a = pool
-        .submit(tasks::block_report, (first.gate_ref(), "a".into()))
-        .unwrap();
-    let pid = pid_of(&first.wait_for_arrivals(1), "a");
-    let running = pool
-        .submit(tasks::block_report, (second.gate_ref(), "running".into()))
-        .unwrap();
-    let ahead = pool.submit(tasks::whoami, ()).unwrap();
-    let queued = pool.submit(tasks::whoami, ()).unwrap();
-    // `a` finishes: its worker gets `running` and, the pool being
-    // saturated, `ahead` behind it.
-    first.open();
-    assert_eq!(value(&a), pid);
-    pid_of(&second.wait_for_arrivals(1), "running");
-    assert!(ahead.running(), "{ahead:?}");
+    let SentAhead {
+        running,
+        ahead,
+        queued,
+        pid,
+        gate,
+    } = running_and_ahead(&pool);
+    let _open = OpenOnDrop(&gate);
     assert!(!queued.running() && !queued.done(), "{queued:?}");
 
     stop(&pool);
@@ -262,16 +252,22 @@ fn stop_a_running_task(method: StartMethod) {
     assert_reaped(&[long_pid, bystander_pid]);
 }
 
-/// One worker runs `running` (blocked) with `ahead` sent to it behind;
-/// returns them, the worker's pid, and the gate `running` waits on.
-fn running_and_ahead(
-    pool: &ProcessPoolExecutor,
-) -> (
-    concurrent_futures::TaskFuture<u32>,
-    concurrent_futures::TaskFuture<u32>,
-    u32,
-    Gate,
-) {
+/// A one-worker pool's state for the stopping tests.
+struct SentAhead {
+    /// Runs on the worker, blocked on `gate`.
+    running: concurrent_futures::TaskFuture<u32>,
+    /// Sent to the worker behind `running`.
+    ahead: concurrent_futures::TaskFuture<u32>,
+    /// Still in the pool's queue.
+    queued: concurrent_futures::TaskFuture<u64>,
+    /// The worker's pid.
+    pid: u32,
+    gate: Gate,
+}
+
+/// One worker runs `running` (blocked) with `ahead` sent to it behind,
+/// and one more job queued.
+fn running_and_ahead(pool: &ProcessPoolExecutor) -> SentAhead {
     let first = Gate::new();
     let _open = OpenOnDrop(&first);
     let second = Gate::new();
@@ -283,12 +279,20 @@ fn running_and_ahead(
         .submit(tasks::block_report, (second.gate_ref(), "running".into()))
         .unwrap();
     let ahead = pool.submit(tasks::whoami, ()).unwrap();
-    let _spare = pool.submit(tasks::square, 1).unwrap();
+    let queued = pool.submit(tasks::square, 1).unwrap();
+    // `a` finishes: its worker gets `running` and, the pool being
+    // saturated, `ahead` behind it.
     first.open();
     assert_eq!(value(&a), pid);
     pid_of(&second.wait_for_arrivals(1), "running");
     assert!(ahead.running(), "sent ahead: {ahead:?}");
-    (running, ahead, pid, second)
+    SentAhead {
+        running,
+        ahead,
+        queued,
+        pid,
+        gate: second,
+    }
 }
 
 /// Stopping the running task keeps the job sent ahead to its worker: it
@@ -296,7 +300,13 @@ fn running_and_ahead(
 fn stop_a_running_task_keeps_the_one_ahead(method: StartMethod) {
     let _guard = HangGuard::new("stopping a task with one sent ahead");
     let pool = pool(method, 1);
-    let (running, ahead, pid, gate) = running_and_ahead(&pool);
+    let SentAhead {
+        running,
+        ahead,
+        pid,
+        gate,
+        ..
+    } = running_and_ahead(&pool);
     let _open = OpenOnDrop(&gate);
     assert!(pool.stop_task(&running));
     expect_stopped(&error(&running), pid);
@@ -313,7 +323,13 @@ fn stop_a_running_task_keeps_the_one_ahead(method: StartMethod) {
 fn stop_a_task_sent_ahead(method: StartMethod) {
     let _guard = HangGuard::new("stopping a task sent ahead");
     let pool = pool(method, 1);
-    let (running, ahead, pid, gate) = running_and_ahead(&pool);
+    let SentAhead {
+        running,
+        ahead,
+        pid,
+        gate,
+        ..
+    } = running_and_ahead(&pool);
     let _open = OpenOnDrop(&gate);
     assert!(pool.stop_task(&ahead));
     expect_stopped(&error(&ahead), pid);

@@ -381,15 +381,19 @@ mod tests {
         }
     }
 
-    fn server_pid(launcher: &Launcher) -> Pid {
-        let server = launcher
+    /// The launcher's running server.
+    fn running(launcher: &Launcher) -> std::sync::MutexGuard<'_, Option<Running>> {
+        launcher
             .fork_server
             .as_ref()
             .unwrap()
             .server
             .lock()
-            .unwrap();
-        server.as_ref().expect("started").pid
+            .unwrap()
+    }
+
+    fn server_pid(launcher: &Launcher) -> Pid {
+        running(launcher).as_ref().expect("started").pid
     }
 
     /// Connects a started worker, tells it to leave, and checks it did.
@@ -445,13 +449,7 @@ mod tests {
         let launcher = launcher();
         let started = launcher.start().unwrap();
         {
-            let server = launcher
-                .fork_server
-                .as_ref()
-                .unwrap()
-                .server
-                .lock()
-                .unwrap();
+            let server = running(&launcher);
             let socket = server.as_ref().unwrap().socket.as_raw_fd();
             write_all(socket, &0_u64.to_le_bytes()).unwrap();
             let mut answer = [0_u8; 4];
