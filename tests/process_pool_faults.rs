@@ -2,7 +2,8 @@
 //! their worker, payloads that fail to cross the process boundary,
 //! initializers that fail, and shutdown or cancellation while workers are
 //! busy. Every scenario runs once per start method
-//! (`<module>::spawn::<test>` and `<module>::fork::<test>`).
+//! (`<module>::spawn::<test>`, `<module>::fork::<test>` and
+//! `<module>::forkserver::<test>`).
 //!
 //! Each test asserts the exact [`TaskError`] the caller sees, that every
 //! other future in flight completes with its right value, and that the pool
@@ -21,6 +22,9 @@
 //! * `controls`: `terminate_workers`, `kill_workers` and `stop_task`.
 //! * `lifecycle`: failing initializers, unregistered functions, `Result`
 //!   tasks, `cancel`, and `shutdown` while workers are busy.
+//! * `scheduling`: no job waits in a worker's socket behind a long task
+//!   while another worker idles, and a job no worker runs stays
+//!   cancellable.
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -79,6 +83,8 @@ mod lifecycle;
 mod limits;
 #[path = "process_pool_faults/payloads.rs"]
 mod payloads;
+#[path = "process_pool_faults/scheduling.rs"]
+mod scheduling;
 #[path = "process_pool_faults/tasks.rs"]
 mod tasks;
 

@@ -13,12 +13,17 @@
 //! Linux only.
 #![warn(missing_docs)]
 
+mod builder;
 mod channel;
 mod deaths;
 mod fork_server;
+mod handler;
+mod job;
 mod pool;
 mod process;
+mod slot;
 mod watchdog;
 mod worker;
 
-pub use pool::{ProcessPoolBuilder, ProcessPoolExecutor, StartMethod};
+pub use builder::{ProcessPoolBuilder, StartMethod};
+pub use pool::ProcessPoolExecutor;

@@ -1,10 +1,10 @@
 //! The per-task time limit: one thread per pool that kills the worker of
 //! a task that runs past its limit.
 //!
-//! A handler thread spends its time blocked reading its worker's replies
-//! (`IpcBytesReceiver` has no timed receive), so it cannot watch a clock
-//! itself. Before each read it *arms* its slot with the job at the head of
-//! its line (the one the worker runs: it takes jobs in order), and the
+//! A handler thread spends its time blocked reading its worker's replies,
+//! so it cannot watch a clock itself. Whenever its worker gets the job at
+//! the head of its line (the one the worker runs: it takes jobs in order),
+//! the handler *arms* its slot with that job, and the
 //! watchdog, if the deadline passes first, records that job as *fired* and
 //! sends the worker SIGKILL. The read then fails (the worker's end of the
 //! channel closed), and the handler, in its death path, *disarms* the slot
@@ -40,11 +40,17 @@ struct Arm {
     deadline: Instant,
 }
 
+/// One worker slot's watch.
+#[derive(Clone, Copy, Default)]
+struct Watch {
+    armed: Option<Arm>,
+    /// The job whose worker was killed (past its limit, or stopped), until
+    /// the slot's handler takes it.
+    fired: Option<u64>,
+}
+
 struct Slots {
-    armed: Vec<Option<Arm>>,
-    /// The job whose worker this thread killed, per slot, until the slot's
-    /// handler takes it.
-    fired: Vec<Option<u64>>,
+    watches: Vec<Watch>,
     stop: bool,
 }
 
@@ -59,8 +65,7 @@ impl Watchdog {
     pub(crate) fn new(slots: usize) -> Arc<Watchdog> {
         Arc::new(Watchdog {
             slots: Mutex::new(Slots {
-                armed: vec![None; slots],
-                fired: vec![None; slots],
+                watches: vec![Watch::default(); slots],
                 stop: false,
             }),
             changed: Condvar::new(),
@@ -88,13 +93,16 @@ impl Watchdog {
             }
         });
         let mut slots = self.lock();
-        if slots.armed[slot].is_some_and(|a| a.id == id && a.pid == pid) {
+        if slots.watches[slot]
+            .armed
+            .is_some_and(|a| a.id == id && a.pid == pid)
+        {
             return;
         }
         let deadline = Instant::now()
             .checked_add(limit)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
-        slots.armed[slot] = Some(Arm { id, pid, deadline });
+        slots.watches[slot].armed = Some(Arm { id, pid, deadline });
         drop(slots);
         self.changed.notify_one();
     }
@@ -103,7 +111,7 @@ impl Watchdog {
     /// [`Watchdog::disarm`]. Free when no job has ever been armed.
     pub(crate) fn unwatch(&self, slot: usize) {
         if self.thread.get().is_some() {
-            self.lock().armed[slot] = None;
+            self.lock().watches[slot].armed = None;
         }
     }
 
@@ -111,9 +119,9 @@ impl Watchdog {
     /// running too long, if any. After this returns, no kill of the slot's
     /// worker is in progress or to come.
     pub(crate) fn disarm(&self, slot: usize) -> Option<u64> {
-        let mut slots = self.lock();
-        slots.armed[slot] = None;
-        slots.fired[slot].take()
+        let watch = &mut self.lock().watches[slot];
+        watch.armed = None;
+        watch.fired.take()
     }
 
     /// Kills `pid`, the worker of `slot`, for the job `id` now (a
@@ -125,10 +133,10 @@ impl Watchdog {
     /// (the death path takes the line before it reaps), or it is the
     /// slot's handler itself.
     pub(crate) fn fire(&self, slot: usize, id: u64, pid: Pid) {
-        let mut slots = self.lock();
-        slots.armed[slot] = None;
-        if slots.fired[slot].is_none() {
-            slots.fired[slot] = Some(id);
+        let watch = &mut self.lock().watches[slot];
+        watch.armed = None;
+        if watch.fired.is_none() {
+            watch.fired = Some(id);
             let _ = kill(pid, Signal::SIGKILL);
         }
     }
@@ -143,19 +151,24 @@ impl Watchdog {
         let mut slots = self.lock();
         while !slots.stop {
             let now = Instant::now();
-            for slot in 0..slots.armed.len() {
-                let Some(arm) = slots.armed[slot] else {
+            for watch in &mut slots.watches {
+                let Some(arm) = watch.armed else {
                     continue;
                 };
                 if arm.deadline <= now {
-                    slots.armed[slot] = None;
-                    slots.fired[slot] = Some(arm.id);
+                    watch.armed = None;
+                    watch.fired = Some(arm.id);
                     // Under the lock: the handler cannot have reaped this
                     // pid (it disarms first, under the same lock).
                     let _ = kill(arm.pid, Signal::SIGKILL);
                 }
             }
-            let next = slots.armed.iter().flatten().map(|a| a.deadline).min();
+            let next = slots
+                .watches
+                .iter()
+                .filter_map(|w| w.armed)
+                .map(|a| a.deadline)
+                .min();
             slots = match next {
                 Some(deadline) => {
                     let wait = deadline.saturating_duration_since(Instant::now());
