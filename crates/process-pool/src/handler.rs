@@ -18,7 +18,9 @@ use concurrent_futures_core::TaskError;
 use concurrent_futures_task_wire::wire::{self, Outcome, Response};
 use nix::unistd::Pid;
 
-use crate::job::{Delivery, fail_all, outcome_into, protocol_error, response_id};
+use concurrent_futures_task_wire::client::{outcome_into, protocol_error, response_id};
+
+use crate::job::{Delivery, fail_all};
 use crate::pool::Shared;
 use crate::process::{self, Started, Worker};
 use crate::slot::{Sends, State};

@@ -21,19 +21,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use concurrent_futures_core::{
-    Completer, Executor, InlineRun, Payload, TaskError, TaskFuture, catch_panic,
-};
-use concurrent_futures_task_wire::codec::{self, CodecError};
+use concurrent_futures_core::{Completer, Executor, InlineRun, Payload, TaskError, TaskFuture};
 use concurrent_futures_task_wire::registry;
-use concurrent_futures_task_wire::wire;
 
 use crate::builder::{InitSpec, ProcessPoolBuilder};
 use crate::deaths::DeathWatch;
-use crate::job::{
-    Delivery, Discarded, Job, Pending, Sink, encode_error, fail_all, panic_text, read_chunk,
-    read_one,
-};
+use concurrent_futures_task_wire::client::{self, Discarded, Pending, Sink};
+
+use crate::job::{Delivery, Job, fail_all};
 use crate::process::Launcher;
 use crate::slot::{Dispatched, State};
 use crate::watchdog::Watchdog;
@@ -298,20 +293,9 @@ impl ProcessPoolExecutor {
     ) -> Result<TaskFuture<R>, TaskError> {
         let entry = registry::lookup(f)?;
         let (fut, completer) = self.pending();
-        self.submit_encoded(
-            entry.name,
-            wire::REQ_RUN,
-            std::any::type_name::<A>(),
-            |out| codec::encode_into(&args, out),
-            || {
-                Box::new(Pending {
-                    completer,
-                    read: read_one::<R>,
-                    items: 1,
-                })
-            },
-            timeout,
-        )?;
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = client::encode_run(id, entry.name, &args)?;
+        self.enqueue(id, request, Pending::one(completer), timeout)?;
         Ok(fut)
     }
 
@@ -322,35 +306,24 @@ impl ProcessPoolExecutor {
         (fut, completer)
     }
 
-    fn submit_encoded(
+    /// Queues the job `id` (checking shutdown and breakage once, under the
+    /// lock that queues it).
+    fn enqueue(
         &self,
-        entry_name: &'static str,
-        tag: u8,
-        arg_type: &'static str,
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
-        sink: impl FnOnce() -> Box<dyn Sink>,
+        id: u64,
+        request: Vec<u8>,
+        sink: Box<dyn Sink>,
         timeout: Option<Duration>,
     ) -> Result<(), TaskError> {
-        // Shutdown and breakage are checked once, under the lock that
-        // queues the job (`enqueue`).
         if timeout.is_some() {
             self.shared.limits_used.store(true, Ordering::Relaxed);
         }
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut request = Vec::with_capacity(64);
-        wire::request_header(&mut request, tag, id, entry_name);
-        catch_panic(|| encode(&mut request))
-            .map_err(|e| TaskError::Encode {
-                type_name: arg_type.to_owned(),
-                reason: format!("the encode panicked: {}", panic_text(e)),
-            })?
-            .map_err(encode_error)?;
         self.shared.enqueue(Job {
             id,
             stopped: false,
             timeout,
             request: Arc::new(request),
-            sink: sink(),
+            sink,
         })
     }
 
@@ -651,27 +624,13 @@ impl Executor for ProcessPoolExecutor {
         let entry = registry::lookup(f)?;
         let (fut, completer) = self.pending();
         let n = chunk.len();
-        self.submit_encoded(
-            entry.name,
-            wire::REQ_CHUNK,
-            std::any::type_name::<A>(),
-            |out| {
-                wire::put_count(out, n);
-                chunk
-                    .iter()
-                    .try_for_each(|a| wire::put_chunk_item(out, |out| codec::encode_into(a, out)))
-            },
-            || {
-                Box::new(Pending {
-                    completer,
-                    read: read_chunk::<R>,
-                    items: n,
-                })
-            },
-            self.shared
-                .task_timeout
-                .map(|limit| limit.saturating_mul(n.max(1).try_into().unwrap_or(u32::MAX))),
-        )?;
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = client::encode_chunk(id, entry.name, &chunk)?;
+        let timeout = self
+            .shared
+            .task_timeout
+            .map(|limit| limit.saturating_mul(n.max(1).try_into().unwrap_or(u32::MAX)));
+        self.enqueue(id, request, Pending::chunk(completer, n), timeout)?;
         Ok(fut)
     }
 

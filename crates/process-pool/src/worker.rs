@@ -42,9 +42,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use concurrent_futures_core::TaskError;
-use concurrent_futures_task_wire::registry::{self, InvokeError};
-use concurrent_futures_task_wire::wire::{self, Outcome, Request};
+use concurrent_futures_task_wire::serve;
 
 use crate::channel::{self, Receiver, Sender};
 
@@ -402,30 +400,11 @@ fn serve_loop(requests: &mut Receiver, responses: &Sender) -> i32 {
             return 0;
         };
         out.clear();
-        match wire::decode_request(message) {
-            Ok(Request::Run { id, task, arg }) => {
-                wire::response_header(&mut out, id, false, false);
-                run_one(task, registry::by_task_name(task), arg, &mut out);
-            }
-            Ok(Request::Chunk { id, task, args }) => {
-                wire::response_header(&mut out, id, true, false);
-                wire::put_count(&mut out, args.len());
-                // One lookup for the whole chunk.
-                let entry = registry::by_task_name(task);
-                for arg in args {
-                    run_one(task, entry, arg, &mut out);
-                }
-            }
-            Ok(Request::Init { task, arg }) => {
-                wire::response_header(&mut out, 0, false, true);
-                run_one(task, registry::by_task_name(task), arg, &mut out);
-            }
-            Err(e) => {
-                // Not from our parent's encoder: run nothing, and let the
-                // parent see this worker go.
-                say(format_args!("refusing a request: {e}"));
-                return 5;
-            }
+        if let Err(e) = serve::answer(message, &mut out) {
+            // Not from our parent's encoder: run nothing, and let the
+            // parent see this worker go.
+            say(format_args!("refusing a request: {e}"));
+            return 5;
         }
         if responses.send(&out).is_err() {
             return 0;
@@ -436,42 +415,6 @@ fn serve_loop(requests: &mut Receiver, responses: &Sender) -> i32 {
             out = Vec::with_capacity(256);
         }
     }
-}
-
-/// Runs the task `entry` (looked up by the name `task`) on `arg`,
-/// appending its outcome.
-fn run_one(task: &str, entry: Option<&registry::TaskEntry>, arg: &[u8], out: &mut Vec<u8>) {
-    let Some(entry) = entry else {
-        wire::put_failure(out, &Outcome::UnknownTask(task));
-        return;
-    };
-    let Err(error) = wire::put_ok(out, |out| (entry.invoke)(arg, out)) else {
-        return;
-    };
-    let outcome;
-    let message;
-    match &error {
-        InvokeError::DecodeArgs(e) => {
-            outcome = Outcome::DecodeArgs {
-                type_name: e.type_name,
-                reason: &e.reason,
-            }
-        }
-        InvokeError::EncodeResult(e) => {
-            outcome = Outcome::EncodeResult {
-                type_name: e.type_name,
-                reason: &e.reason,
-            }
-        }
-        InvokeError::Panicked(e) => {
-            message = match e {
-                TaskError::Panicked { message } => message.clone(),
-                other => other.to_string(),
-            };
-            outcome = Outcome::Panicked(&message);
-        }
-    }
-    wire::put_failure(out, &outcome);
 }
 
 /// Forged requests: a worker runs only registered tasks on arguments that

@@ -14,10 +14,15 @@
 //! * [`codec`]: the one seam payloads cross processes through (bincode
 //!   2.0.1 by default, postcard with the `postcard` feature).
 //! * [`wire`]: the messages between an executor and a worker.
+//! * [`client`]: encoding a request, and completing a future from its
+//!   response.
+//! * [`serve`]: a worker's answer to a request.
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod codec;
 pub mod registry;
+pub mod serve;
 pub mod wire;
 
 /// What `#[task]` expands to refers to; not public API.
