@@ -60,13 +60,26 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// A pidfd for `pid` (Linux 5.3 and later), close-on-exec; `None` where
-/// the kernel has none. Sound only for a child not yet reaped, whose pid
-/// cannot have been reused.
-pub(crate) fn pidfd(pid: i32) -> Option<OwnedFd> {
+/// the kernel has none (`ENOSYS`) or a seccomp filter refuses the call
+/// (`EPERM`, `EACCES`: older container runtimes). Any other failure
+/// (descriptors run out, say) is an error. Sound only for a child not yet
+/// reaped, whose pid cannot have been reused.
+pub(crate) fn pidfd(pid: i32) -> io::Result<Option<OwnedFd>> {
     // SAFETY: a plain system call; on success the descriptor is new.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: as above.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    if fd >= 0 {
+        // SAFETY: as above, the descriptor is ours alone.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }));
+    }
+    let e = io::Error::last_os_error();
+    if matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
+    ) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
 }
 
 /// Splits one end of a socket into its two directions.

@@ -3,20 +3,30 @@
 //! A handler learns that its worker is gone when the worker's socket
 //! reaches end-of-file. That never comes if a process the task forked
 //! still holds the worker's end of the socket. So one thread per pool
-//! (started by the first worker) polls every worker's pidfd, and when a
+//! (started with the pool) waits on every worker's pidfd, and when a
 //! worker exits it shuts the pool's end of that worker's socket down:
 //! a handler blocked reading it then reads what the worker sent before it
 //! died and then end-of-file, and a send to it fails at once. The
 //! handlers themselves block in one plain `recv`, the cheapest wait.
 //!
+//! The pidfds are registered in an epoll set as workers connect: the
+//! registration is checked there and then (a failure is the caller's to
+//! report, never a worker silently unwatched), and the wait has no limit
+//! on how many it watches (`poll` refuses more descriptors than
+//! `RLIMIT_NOFILE`, which a program may lower below what it has open).
+//!
 //! Invariant: the watch holds its own reference to each socket and pidfd
-//! until it drops the entry, so a descriptor it shuts down or polls is
-//! never one that was closed and reused for something else.
+//! until it drops the entry, and only its thread drops entries; so the
+//! descriptor number an event names is still that entry's pidfd, and a
+//! socket it shuts down is never one that was closed and reused.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+use crate::process::explained;
 
 struct Watched {
     pidfd: OwnedFd,
@@ -24,65 +34,87 @@ struct Watched {
 }
 
 struct Inner {
+    /// Every watched pidfd (an event's data: its descriptor number) and
+    /// `wake`.
+    epoll: OwnedFd,
     watched: Mutex<Vec<Watched>>,
-    /// An eventfd that wakes the thread to look at `watched` again, or to
-    /// stop.
+    /// An eventfd that wakes the thread to stop.
     wake: OwnedFd,
-    stop: std::sync::atomic::AtomicBool,
+    stop: AtomicBool,
 }
+
+/// An event's data for `wake`; a pidfd's is its descriptor number.
+const WAKE: u64 = u64::MAX;
 
 /// The pool's death watch (see the module docs).
 pub(crate) struct DeathWatch {
     inner: Arc<Inner>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl DeathWatch {
+    /// The watch and its thread. Fails when a descriptor or the thread
+    /// cannot be had, saying so plainly when descriptors ran out.
     pub(crate) fn new() -> io::Result<DeathWatch> {
         // SAFETY: a plain system call; on success the descriptor is new.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epoll < 0 {
+            return Err(explained(io::Error::last_os_error()));
         }
+        // SAFETY: the epoll descriptor just created is ours alone.
+        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        // SAFETY: as above.
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
+            return Err(explained(io::Error::last_os_error()));
+        }
+        // SAFETY: the eventfd just created is ours alone.
+        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
+        add(&epoll, wake.as_raw_fd(), WAKE)?;
+        let inner = Arc::new(Inner {
+            epoll,
+            watched: Mutex::new(Vec::new()),
+            wake,
+            stop: AtomicBool::new(false),
+        });
+        let thread = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("cf-process-deaths".into())
+                .stack_size(64 * 1024)
+                .spawn(move || run(&inner))?
+        };
         Ok(DeathWatch {
-            inner: Arc::new(Inner {
-                watched: Mutex::new(Vec::new()),
-                // SAFETY: the eventfd just created is ours alone.
-                wake: unsafe { OwnedFd::from_raw_fd(fd) },
-                stop: std::sync::atomic::AtomicBool::new(false),
-            }),
-            thread: Mutex::new(None),
+            inner,
+            thread: Some(thread),
         })
     }
 
-    /// Shuts `socket` down once the process of `pidfd` has exited.
+    /// Shuts `socket` down once the process of `pidfd` has exited. On an
+    /// error nothing is watched (and `pidfd` is closed).
     pub(crate) fn watch(&self, pidfd: OwnedFd, socket: Arc<OwnedFd>) -> io::Result<()> {
-        {
-            let mut thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
-            if thread.is_none() {
-                let inner = Arc::clone(&self.inner);
-                *thread = Some(
-                    std::thread::Builder::new()
-                        .name("cf-process-deaths".into())
-                        .stack_size(64 * 1024)
-                        .spawn(move || run(&inner))?,
-                );
-            }
-        }
-        lock(&self.inner).push(Watched { pidfd, socket });
-        self.inner.wake();
+        // Registered under the lock: the thread handles an event for this
+        // pidfd (its worker may be gone already) only once the entry is
+        // listed.
+        let mut watched = lock(&self.inner);
+        add(
+            &self.inner.epoll,
+            pidfd.as_raw_fd(),
+            pidfd.as_raw_fd() as u64,
+        )?;
+        watched.push(Watched { pidfd, socket });
         Ok(())
     }
 }
 
 impl Drop for DeathWatch {
     fn drop(&mut self) {
-        self.inner
-            .stop
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.inner.wake();
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = thread {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let one = 1_u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live array to our eventfd; a full
+        // counter (EAGAIN) means a wake-up is pending anyway.
+        unsafe { libc::write(self.inner.wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
@@ -92,47 +124,57 @@ fn lock(inner: &Inner) -> std::sync::MutexGuard<'_, Vec<Watched>> {
     inner.watched.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Inner {
-    fn wake(&self) {
-        let one = 1_u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live array to our eventfd; a full
-        // counter (EAGAIN) means a wake-up is pending anyway.
-        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+/// Adds `fd` to the epoll set `epoll`, readable, with `data`.
+fn add(epoll: &OwnedFd, fd: RawFd, data: u64) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: data,
+    };
+    // SAFETY: a plain system call on descriptors we own, with a pointer to
+    // a live event.
+    let r = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(explained(io::Error::last_os_error()))
     }
 }
 
 fn run(inner: &Inner) {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
     loop {
-        if inner.stop.load(std::sync::atomic::Ordering::SeqCst) {
+        if inner.stop.load(Ordering::SeqCst) {
             return;
         }
-        let mut fds = vec![libc::pollfd {
-            fd: inner.wake.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        fds.extend(lock(inner).iter().map(|w| libc::pollfd {
-            fd: w.pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }));
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfds, whose
-        // descriptors stay open: the eventfd is ours, and each pidfd is
-        // owned by an entry that only this thread removes.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if n <= 0 {
-            continue;
+        // SAFETY: `events` is a live array of `events.len()` entries for
+        // the kernel to fill in; the epoll descriptor is ours.
+        let n = unsafe {
+            libc::epoll_wait(
+                inner.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                -1,
+            )
+        };
+        if n < 0 {
+            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            // EBADF, EFAULT, EINVAL: not with these arguments. Retrying
+            // would spin.
+            return;
         }
-        if fds[0].revents != 0 {
-            let mut count = [0_u8; 8];
-            // SAFETY: reads 8 bytes into a live array from our eventfd.
-            unsafe { libc::read(inner.wake.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+        let mut exited: Vec<RawFd> = Vec::new();
+        for event in &events[..n as usize] {
+            let data = event.u64;
+            if data == WAKE {
+                let mut count = [0_u8; 8];
+                // SAFETY: reads 8 bytes into a live array from our eventfd.
+                unsafe { libc::read(inner.wake.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+            } else {
+                exited.push(data as RawFd);
+            }
         }
-        let exited: Vec<i32> = fds[1..]
-            .iter()
-            .filter(|p| p.revents != 0)
-            .map(|p| p.fd)
-            .collect();
         if exited.is_empty() {
             continue;
         }
@@ -145,10 +187,19 @@ fn run(inner: &Inner) {
             gone
         };
         for w in gone {
-            // SAFETY: a plain system call on a socket this entry keeps
-            // open. Bytes already queued are still read before the
-            // end-of-file this causes.
-            unsafe { libc::shutdown(w.socket.as_raw_fd(), libc::SHUT_RDWR) };
+            // SAFETY: plain system calls on descriptors this entry keeps
+            // open. Bytes already queued on the socket are still read
+            // before the end-of-file this causes. (Closing the pidfd, as
+            // the entry drops, would take it out of the set as well.)
+            unsafe {
+                libc::epoll_ctl(
+                    inner.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    w.pidfd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                );
+                libc::shutdown(w.socket.as_raw_fd(), libc::SHUT_RDWR);
+            }
         }
     }
 }
@@ -167,7 +218,9 @@ mod tests {
         let (their_tx, _their_rx) = channel::split(theirs);
         their_tx.send(b"last words").unwrap();
         let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pidfd = channel::pidfd(child.id() as i32).expect("pidfd_open");
+        let pidfd = channel::pidfd(child.id() as i32)
+            .unwrap()
+            .expect("pidfd_open");
         let (tx, mut rx) = channel::split(ours);
         let watch = DeathWatch::new().unwrap();
         watch.watch(pidfd, rx.socket()).unwrap();

@@ -143,7 +143,12 @@ fn start(program: &Path, timeout: Duration) -> Result<Running, String> {
         .env(SERVER_ENV, "1")
         .stdin(Stdio::from(theirs))
         .spawn()
-        .map_err(|e| format!("cannot start the fork server {}: {e}", program.display()))?;
+        .map_err(|e| {
+            process::describe_start_error(
+                &format!("cannot start the fork server {}", program.display()),
+                &e,
+            )
+        })?;
     let pid = Pid::from_raw(child.id() as i32);
     // Reaped by `Running`'s drop, or by `await_greeting` on failure.
     drop(child);

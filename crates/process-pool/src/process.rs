@@ -206,8 +206,13 @@ impl Launcher {
             "worker",
             self.start_timeout,
         )?;
-        // Sound: `pid` is our child, not yet reaped, so not reused.
-        let pidfd = channel::pidfd(pid.as_raw());
+        // Sound: `pid` is our child, not yet reaped, so not reused. A
+        // worker the death watch could not watch is not connected: its
+        // death could go unseen (see `deaths.rs`).
+        let pidfd = channel::pidfd(pid.as_raw()).map_err(|e| {
+            kill_and_reap(pid);
+            describe_start_error(&format!("cannot watch the worker {pid} (pidfd_open)"), &e)
+        })?;
         let (requests, responses) = channel::split(socket);
         Ok(Worker {
             pid,
@@ -318,15 +323,54 @@ pub(crate) fn command(program: &std::path::Path) -> Command {
     command
 }
 
-/// An error starting a worker, saying so plainly when it is the process's
-/// descriptors that ran out.
-fn describe_start_error(what: &str, e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::EMFILE) | Some(libc::ENFILE) => format!(
-            "{what}: {e}: the process has run out of file descriptors (each worker needs \
-             two, and one more while it starts; see `ulimit -n`)"
-        ),
-        _ => format!("{what}: {e}"),
+/// An error starting a worker, saying so plainly when it is the
+/// descriptors that ran out (see [`explained`]).
+pub(crate) fn describe_start_error(what: &str, e: &io::Error) -> String {
+    match out_of_descriptors(e) {
+        Some(why) => format!("{what}: {e}: {why}"),
+        None => format!("{what}: {e}"),
+    }
+}
+
+/// `e`, with the same words as [`describe_start_error`] when it is the
+/// descriptors that ran out; any other error as it is. For errors passed
+/// on as `io::Error`, which the caller words.
+pub(crate) fn explained(e: io::Error) -> io::Error {
+    match out_of_descriptors(&e) {
+        Some(why) => io::Error::new(e.kind(), format!("{e}: {why}")),
+        None => e,
+    }
+}
+
+/// What a pool needs to know when a descriptor could not be created
+/// because there are none left: the process's limit (`EMFILE`), or the
+/// system's (`ENFILE`). `None` for any other error.
+fn out_of_descriptors(e: &io::Error) -> Option<String> {
+    const NEEDS: &str =
+        "each worker holds two (its socket and a pidfd) and needs one more while it starts";
+    match e.raw_os_error()? {
+        libc::EMFILE => {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: a plain system call with a valid out-pointer.
+            let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+            let limit = if known && limit.rlim_cur != libc::RLIM_INFINITY {
+                limit.rlim_cur.to_string()
+            } else {
+                "unknown".to_owned()
+            };
+            Some(format!(
+                "the process has run out of file descriptors: its limit, RLIMIT_NOFILE \
+                 (`ulimit -n`), is {limit}; {NEEDS}"
+            ))
+        }
+        libc::ENFILE => Some(format!(
+            "the system has run out of file descriptors (its limit is \
+             /proc/sys/fs/file-max, not RLIMIT_NOFILE); {NEEDS}"
+        )),
+        _ => None,
     }
 }
 
