@@ -39,6 +39,10 @@ pub enum Applies {
     /// On process pools only: on threads it would end the whole process,
     /// or it has no meaning without a process boundary.
     ProcessesOnly,
+    /// On every executor, but on threads it ends the whole program: the
+    /// thread cell runs the fault in a child process and checks how that
+    /// process died.
+    EndsProgramOnThreads,
 }
 
 /// One row of the matrix.
@@ -62,14 +66,15 @@ pub struct Row {
 macro_rules! fault_matrix {
     (@threads Everywhere $text:literal) => { $text };
     (@threads ProcessesOnly $text:literal) => { concat!("not applicable: ", $text) };
-    (@threads_test Everywhere $id:ident) => {
+    (@threads EndsProgramOnThreads $text:literal) => { $text };
+    (@threads_test ProcessesOnly $id:ident) => {};
+    (@threads_test $applies:ident $id:ident) => {
         #[test]
         fn threads() {
             let name = concat!(stringify!($id), "::threads");
             crate::cells::$id(crate::harness::Cell::begin(crate::Exec::Threads, name));
         }
     };
-    (@threads_test ProcessesOnly $id:ident) => {};
     ($(
         $id:ident $applies:ident $fault:literal,
         threads: $threads:literal,
@@ -83,7 +88,7 @@ macro_rules! fault_matrix {
                 fault: $fault,
                 exec: Exec::Threads,
                 sees: fault_matrix!(@threads $applies $threads),
-                tested: matches!(Applies::$applies, Applies::Everywhere),
+                tested: !matches!(Applies::$applies, Applies::ProcessesOnly),
             },
             Row {
                 id: stringify!($id),
@@ -158,6 +163,18 @@ fault_matrix! {
         threads: "a segfault kills the whole process, the caller's threads with it.",
         processes: "`WorkerDied { pid, signal: Some(11), exit_code: None }`: `… killed by \
                     signal 11 (SIGSEGV)`. A replacement worker starts.";
+
+    stack_overflow EndsProgramOnThreads "the task overflows its stack",
+        threads: "No error: the whole program aborts, as for any thread std starts (rayon's \
+                  too), since nothing unwinds for `catch_unwind` to catch. std prints \
+                  `thread '<name>' has overflowed its stack` and `fatal runtime error: stack \
+                  overflow, aborting`, then SIGABRT. (The test runs it in a child process.)",
+        processes: "`WorkerDied { pid, signal, exit_code: None }`, with `signal: Some(11)`, \
+                    `… killed by signal 11 (SIGSEGV)` and nothing printed, in a spawned worker \
+                    (`Spawn`, `ForkServer`, a `Fork` pool's replacements: no overflow handler \
+                    runs before `main`); `Some(6)`, `… killed by signal 6 (SIGABRT)` after \
+                    std's message, in a `Fork` pool's first workers. A replacement worker \
+                    starts.";
 
     sigkill ProcessesOnly "SIGKILL from outside, mid-task",
         threads: "SIGKILL ends the whole process, whichever of its threads it is sent to.",
@@ -316,5 +333,8 @@ fn matrix_is_complete() {
         );
     }
     let faults = MATRIX.len() / 4;
-    assert_eq!(faults, 15, "the issue's fourteen faults and the time limit");
+    assert_eq!(
+        faults, 16,
+        "the issue's fourteen faults, the time limit and the stack overflow"
+    );
 }

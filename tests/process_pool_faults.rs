@@ -19,6 +19,7 @@
 //! * `limits`: the pool's per-task time limit and per-worker memory limit.
 //! * `codec`: values whose `Serialize` or `Deserialize` fails or panics, on
 //!   each side of the process boundary.
+//! * `depth`: arguments and results nested deeper than the codec allows.
 //! * `controls`: `terminate_workers`, `kill_workers` and `stop_task`.
 //! * `lifecycle`: failing initializers, unregistered functions, `Result`
 //!   tasks, `cancel`, and `shutdown` while workers are busy.
@@ -77,6 +78,8 @@ mod codec;
 mod controls;
 #[path = "process_pool_faults/crashes.rs"]
 mod crashes;
+#[path = "process_pool_faults/depth.rs"]
+mod depth;
 #[path = "process_pool_faults/lifecycle.rs"]
 mod lifecycle;
 #[path = "process_pool_faults/limits.rs"]

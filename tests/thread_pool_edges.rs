@@ -180,3 +180,138 @@ fn submits_racing_shutdown_either_fail_or_run() {
         }
     }
 }
+
+/// Polls (every millisecond, for at most [`BOUND`]) until `pool` refuses
+/// new work: its shutdown has begun. Shutdown gives no event to wait on.
+/// Returns the no-op tasks it got accepted before that.
+fn wait_for_shutdown_to_begin(pool: &ThreadPoolExecutor) -> Vec<TaskFuture<()>> {
+    let deadline = std::time::Instant::now() + BOUND;
+    let mut accepted = Vec::new();
+    loop {
+        match pool.spawn(|| ()) {
+            Ok(fut) => accepted.push(fut),
+            Err(e) => {
+                assert_eq!(e, TaskError::ShutDown);
+                return accepted;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shutdown did not begin within {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `shutdown(wait = true)` from inside one of the pool's own tasks waits
+/// for everything but its own task: a task still running on the other
+/// worker (released only once the shutdown has begun) and the queued work
+/// that worker then runs are done when it returns, and that worker has
+/// exited (the pool counts one thread: the caller's). A shutdown from
+/// outside then joins the last thread.
+#[test]
+fn shutdown_from_inside_a_task_waits_for_every_other_task() {
+    let _guard = HangGuard::new("shutdown from inside a task");
+    let executor = Arc::new(pool(2));
+    let (started_tx, started) = mpsc::channel::<()>();
+    let (release, gate) = mpsc::channel::<()>();
+    let other = executor
+        .spawn(move || {
+            started_tx.send(()).unwrap();
+            gate.recv_timeout(BOUND).is_ok()
+        })
+        .unwrap();
+    started.recv_timeout(BOUND).unwrap();
+    let (seen_other, handle) = (other.clone(), Arc::clone(&executor));
+    let (queued_tx, queued_rx) = mpsc::channel::<Vec<TaskFuture<()>>>();
+    let inside = executor
+        .spawn(move || {
+            handle.shutdown(true, false);
+            let queued = queued_rx.recv_timeout(BOUND).unwrap();
+            (
+                seen_other.done(),
+                queued.iter().all(TaskFuture::done),
+                handle.worker_count(),
+            )
+        })
+        .unwrap();
+    let queued = wait_for_shutdown_to_begin(&executor);
+    // The other task is still blocked, so the shutdown cannot have
+    // returned yet: what it reports below, it waited for.
+    assert!(!other.done());
+    queued_tx.send(queued).unwrap();
+    release.send(()).unwrap();
+    assert_eq!(
+        inside.result_timeout(BOUND),
+        Ok(&(true, true, 1)),
+        "(other task done, queued tasks done, threads) when shutdown returned"
+    );
+    assert_eq!(other.result_timeout(BOUND), Ok(&true));
+    executor.shutdown(true, false);
+    assert_eq!(executor.worker_count(), 0);
+}
+
+/// With one worker, the calling task is all a shutdown from inside could
+/// wait for: it returns at once, and a task queued behind the caller runs
+/// after the caller returns (it was accepted before the shutdown).
+#[test]
+fn shutdown_from_inside_a_pool_of_one_returns_and_queued_work_runs_after() {
+    let _guard = HangGuard::new("shutdown from inside a pool of one");
+    let executor = Arc::new(pool(1));
+    let handle = Arc::clone(&executor);
+    let (queued_tx, queued_rx) = mpsc::channel::<TaskFuture<u32>>();
+    let inside = executor
+        .spawn(move || {
+            let queued = queued_rx.recv_timeout(BOUND).unwrap();
+            handle.shutdown(true, false);
+            (queued.done(), handle.spawn(|| 0).map(drop))
+        })
+        .unwrap();
+    let queued = executor.spawn(|| 7).unwrap();
+    queued_tx.send(queued.clone()).unwrap();
+    assert_eq!(
+        inside.result_timeout(BOUND),
+        Ok(&(false, Err(TaskError::ShutDown)))
+    );
+    assert_eq!(queued.result_timeout(BOUND), Ok(&7));
+    executor.shutdown(true, false);
+    assert_eq!(executor.worker_count(), 0);
+}
+
+/// Two tasks that both shut their pool down with `wait` do not wait for
+/// each other: both shutdowns return (each waited for every worker not in
+/// a shutdown of its own: here, none), and the pool's shutdown from
+/// outside then joins both threads.
+#[test]
+fn two_tasks_shutting_their_pool_down_do_not_deadlock() {
+    let _guard = HangGuard::with_limit("two tasks shutting their pool down", 2 * BOUND);
+    let executor = Arc::new(pool(2));
+    let (started_tx, started) = mpsc::channel::<()>();
+    let mut go = Vec::new();
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let (go_tx, go_rx) = mpsc::channel::<()>();
+            go.push(go_tx);
+            let (started_tx, handle) = (started_tx.clone(), Arc::clone(&executor));
+            executor
+                .spawn(move || {
+                    started_tx.send(()).unwrap();
+                    // Both tasks run before either shuts down.
+                    go_rx.recv_timeout(BOUND).unwrap();
+                    handle.shutdown(true, false);
+                    handle.worker_count()
+                })
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..2 {
+        started.recv_timeout(BOUND).unwrap();
+    }
+    go.iter().for_each(|go| go.send(()).unwrap());
+    for task in &tasks {
+        let threads = *task.result_timeout(BOUND).unwrap();
+        assert!((1..=2).contains(&threads), "{threads}");
+    }
+    executor.shutdown(true, false);
+    assert_eq!(executor.worker_count(), 0);
+}

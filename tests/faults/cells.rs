@@ -162,6 +162,104 @@ pub fn segfault(cell: Cell) {
     cell.finish(pool);
 }
 
+/// Set in the environment of the child process that
+/// `stack_overflow::threads` runs itself as: there the cell overflows a
+/// thread pool task's stack, which ends that process.
+const OVERFLOW_CHILD: &str = "CF_FAULTS_STACK_OVERFLOW_CHILD";
+
+/// A task that recurses without bound. On a process pool only its future
+/// fails, with `WorkerDied`: SIGSEGV where no stack-overflow handler runs
+/// (a spawned worker runs tasks before `main`, where std installs it; a
+/// fork server's workers likewise), SIGABRT in a `Fork` pool's first
+/// workers, which run the task on their copy of the thread that built the
+/// pool, with std's handler. On a thread pool the program aborts: the
+/// cell runs this test binary again as a child, with [`OVERFLOW_CHILD`]
+/// set, and checks that it died of SIGABRT after std's message naming the
+/// pool's worker thread.
+pub fn stack_overflow(cell: Cell) {
+    let signal = match cell.exec() {
+        Exec::Threads => return stack_overflow_on_threads(cell),
+        Exec::Fork => SIGABRT,
+        Exec::Spawn | Exec::ForkServer => SIGSEGV,
+    };
+    let pool = cell.pool();
+    fault_scenario(
+        &cell,
+        &pool,
+        |pool, _| pool.submit(tasks::overflow_stack, ()),
+        Fate::Dies,
+        |err, pid| {
+            let how = if signal == SIGABRT {
+                "killed by signal 6 (SIGABRT)"
+            } else {
+                "killed by signal 11 (SIGSEGV)"
+            };
+            expect_died(err, pid, signal, None, how)
+        },
+    );
+    cell.finish(pool);
+}
+
+/// See [`stack_overflow`].
+fn stack_overflow_on_threads(cell: Cell) {
+    if std::env::var_os(OVERFLOW_CHILD).is_some() {
+        let pool = cell.pool();
+        eprintln!("{OVERFLOW_CHILD}: submitting to {}", cell.thread_prefix());
+        let outcome = pool
+            .submit(tasks::overflow_stack, ())
+            .map(|fut| fut.result_timeout(SHORT_TIMEOUT).cloned());
+        // Not reached: the overflow ends the process.
+        eprintln!("{OVERFLOW_CHILD}: the program survived: {outcome:?}");
+        std::process::exit(0);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut child = std::process::Command::new(exe)
+        .args(["--exact", "stack_overflow::threads", "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env(OVERFLOW_CHILD, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the child test process starts");
+    // Its stderr ends when it does: read it on a thread, wait with a bound.
+    let mut stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        let _ = tx.send(text);
+    });
+    let Ok(stderr) = rx.recv_timeout(SHORT_TIMEOUT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the child did not end within {SHORT_TIMEOUT:?}");
+    };
+    reader.join().expect("the reader does not panic");
+    let status = child.wait().expect("the child is reaped");
+    let prefix = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{OVERFLOW_CHILD}: submitting to ")))
+        .unwrap_or_else(|| panic!("the child never submitted the task: {stderr}"));
+    // "thread '<name>' (<tid>) has overflowed its stack" (older std: no tid).
+    let worker = format!("thread '{prefix}_0' ");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(&worker) && l.ends_with(" has overflowed its stack")),
+        "{stderr:?} does not say that {worker}has overflowed its stack"
+    );
+    says(&stderr, &["fatal runtime error: stack overflow, aborting"]);
+    assert!(!stderr.contains("the program survived"), "{stderr}");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        SIGABRT,
+        "the child must die of SIGABRT: {status}; its stderr: {stderr}"
+    );
+    let pool = cell.pool();
+    cell.finish(pool);
+}
+
 /// The test SIGKILLs the worker while its task blocks on the gate.
 pub fn sigkill(cell: Cell) {
     let pool = cell.pool();

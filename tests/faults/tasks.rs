@@ -82,6 +82,45 @@ pub fn segfault(_: ()) -> u32 {
     unreachable!("a write to address 8 did not fault")
 }
 
+/// Overflows its thread's stack: recursion without a bound, each frame
+/// holding a 1 KiB buffer that `black_box` sees before and after the
+/// recursive call (so neither the frame nor the call can be optimised
+/// away). A spawned worker runs tasks on its main thread, whose stack
+/// grows up to the soft `RLIMIT_STACK`: that is capped at 8 MiB first, so
+/// that where it is unlimited the recursion overflows instead of eating
+/// memory.
+#[task]
+pub fn overflow_stack(_: ()) -> u64 {
+    no_core_dump();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on this process's own limits, with a
+    // valid pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_STACK, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_cur.min(8 << 20);
+            libc::setrlimit(libc::RLIMIT_STACK, &limit);
+        }
+    }
+    recurse(0)
+}
+
+/// One frame of [`overflow_stack`]; `depth` never reaches `u64::MAX`.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0_u8; 1024];
+    frame[0] = depth as u8;
+    std::hint::black_box(&mut frame);
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    let below = recurse(depth + 1);
+    std::hint::black_box(&frame);
+    below.wrapping_add(u64::from(frame[0]))
+}
+
 /// Reserves `bytes` of address space, touching none of it: fails only
 /// under an address-space limit (and then Rust aborts the process).
 #[task]

@@ -33,7 +33,7 @@ for_each_start_method!(
 /// Asserts that `err` is `Encode` (`decode == false`) or `Decode` of
 /// exactly `type_name`, with `reason` in its reason and both in its
 /// message.
-fn expect_codec(err: &TaskError, decode: bool, type_name: &str, reason: &str) {
+pub(crate) fn expect_codec(err: &TaskError, decode: bool, type_name: &str, reason: &str) {
     let (got_type, got_reason) = match (err, decode) {
         (TaskError::Encode { type_name, reason }, false)
         | (TaskError::Decode { type_name, reason }, true) => (type_name, reason),
@@ -63,7 +63,7 @@ fn expect_codec(err: &TaskError, decode: bool, type_name: &str, reason: &str) {
 /// record "ran" at the gate). Then, as CPython's
 /// `test_shutdown_deadlock_pickle` (bpo-39104), `shutdown(wait = false)`
 /// right after another failed submit does not hang.
-fn args_fail_at_submit(
+pub(crate) fn args_fail_at_submit(
     method: StartMethod,
     what: &'static str,
     submit_bad: impl Fn(&ProcessPoolExecutor, &Gate) -> Result<(), TaskError>,

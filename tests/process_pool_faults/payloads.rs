@@ -199,3 +199,33 @@ impl<'de> Deserialize<'de> for CrashOnDecode {
         Crash::deserialize(d)?.now()
     }
 }
+
+/// A boxed linked list, for values nested far deeper than the codec
+/// allows (`concurrent_futures_task_wire::codec::DECODE_DEPTH_LIMIT`, 512
+/// levels): one level per link. It drops itself with a loop, since the
+/// compiler's recursive drop of 100,000 links would overflow the stack
+/// before the pool had a say.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Deep {
+    Nil,
+    Cons(Box<Deep>),
+}
+
+impl Deep {
+    /// `n` links, built with a loop.
+    pub fn with_links(n: u32) -> Deep {
+        (0..n).fold(Deep::Nil, |tail, _| Deep::Cons(Box::new(tail)))
+    }
+}
+
+impl Drop for Deep {
+    fn drop(&mut self) {
+        let Deep::Cons(next) = self else { return };
+        // Each link is dropped with `Nil` as its tail: no recursion.
+        let mut link = std::mem::replace(&mut **next, Deep::Nil);
+        while let Deep::Cons(next) = &mut link {
+            let below = std::mem::replace(&mut **next, Deep::Nil);
+            link = below;
+        }
+    }
+}

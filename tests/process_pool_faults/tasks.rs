@@ -5,7 +5,7 @@
 use concurrent_futures::task;
 
 use crate::payloads::{
-    self, Crash, CrashOnDecode, CrashOnEncode, PanicOnDecode, PanicOnEncode, RefuseDecode,
+    self, Crash, CrashOnDecode, CrashOnEncode, Deep, PanicOnDecode, PanicOnEncode, RefuseDecode,
     RefuseEncode,
 };
 use crate::support::GateRef;
@@ -208,3 +208,27 @@ pub fn init_exits(gate: GateRef) -> Result<(), String> {
     gate.arrive(&format!("init:{}", std::process::id()));
     crate::payloads::exit(INIT_EXIT)
 }
+
+/// Takes a [`Deep`] list (with the gate, to record `"ran"` if it ever
+/// runs) and returns its length.
+#[task]
+pub fn take_deep((gate, list): (GateRef, Deep)) -> u32 {
+    gate.arrive("ran");
+    let mut links = 0;
+    let mut link = &list;
+    while let Deep::Cons(next) = link {
+        links += 1;
+        link = next;
+    }
+    links
+}
+
+/// A [`Deep`] list of `links` links.
+#[task]
+pub fn make_deep(links: u32) -> Deep {
+    Deep::with_links(links)
+}
+
+/// An initializer that takes a [`Deep`] list.
+#[task]
+pub fn init_deep(_: Deep) {}

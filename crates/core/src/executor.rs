@@ -117,6 +117,9 @@ pub trait Executor {
     /// submitted has finished and the workers are gone. With
     /// `cancel_futures`, first cancels every task that has not started.
     /// Tasks already running always finish. Safe to call more than once.
+    /// Called with `wait` from inside one of the executor's own tasks or
+    /// done-callbacks, it cannot wait for the thread it runs on; each
+    /// executor says what it waits for then (it never deadlocks on itself).
     fn shutdown(&self, wait: bool, cancel_futures: bool);
 
     /// The most workers this executor runs at once.

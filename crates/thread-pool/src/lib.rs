@@ -60,9 +60,9 @@ static NEXT_POOL_NUMBER: AtomicUsize = AtomicUsize::new(0);
 ///   A true cycle (two running tasks each waiting for the other) is still a
 ///   deadlock, as anywhere.
 /// * Dropping the pool is `shutdown(wait = true)`: no thread outlives it.
-///   (Dropped, or shut down with `wait`, from inside one of its own tasks,
-///   it joins every other worker; the calling worker cannot join itself and
-///   exits as soon as that task returns.)
+///   Dropped, or shut down with `wait`, from inside one of its own tasks,
+///   it waits for what it can without deadlocking on itself: see
+///   [`shutdown`](Self::shutdown).
 ///
 /// Plain functions go through [`Executor::submit`], which runs unchanged on
 /// the process pool; closures go through [`spawn`](Self::spawn).
@@ -244,6 +244,55 @@ impl ThreadPoolExecutor {
     /// let pool = concurrent_futures_thread_pool::ThreadPoolExecutor::new();
     /// pool.shutdown(true, false);
     /// assert_eq!(pool.spawn(|| 1).unwrap_err(), TaskError::ShutDown);
+    /// ```
+    ///
+    /// **From inside one of the pool's own tasks** (or a done-callback run
+    /// by one of its workers), `shutdown(wait = true)` cannot wait for the
+    /// task that calls it, which is still running on the calling thread.
+    /// (CPython raises "cannot join current thread" there.) It waits for
+    /// everything else it can, and returns:
+    ///
+    /// * every other worker thread finishes the tasks it runs and the
+    ///   queued work it takes, exits and is joined, so each task that is
+    ///   not running on this thread has completed;
+    /// * except the worker of another task that has itself called
+    ///   `shutdown(wait = true)`, while that task runs: tasks that shut the
+    ///   pool down do not wait for each other, which would deadlock;
+    /// * queued work that only this thread could run (a pool of one
+    ///   worker) runs after the calling task returns, as the thread then
+    ///   drains the queue and exits.
+    ///
+    /// The calling thread, and any other that is still in such a task, is
+    /// joined by a later `shutdown(wait = true)` from outside the pool
+    /// (its drop, say), which waits for them all.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use concurrent_futures_core::TaskError;
+    /// use concurrent_futures_thread_pool::ThreadPoolExecutor;
+    ///
+    /// let pool = Arc::new(ThreadPoolExecutor::builder().max_workers(2).build().unwrap());
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let other = pool.spawn(move || gate.recv().is_ok()).unwrap();
+    /// let seen = other.clone();
+    /// let handle = Arc::clone(&pool);
+    /// let inside = pool
+    ///     .spawn(move || {
+    ///         handle.shutdown(true, false);
+    ///         // The other task is done and its worker gone; this one remains.
+    ///         (seen.done(), handle.worker_count())
+    ///     })
+    ///     .unwrap();
+    /// # // Release the other task only once the shutdown has begun.
+    /// # while pool.spawn(|| true).is_ok() {
+    /// #     std::thread::yield_now();
+    /// # }
+    /// release.send(()).unwrap();
+    /// assert_eq!(inside.result(), Ok(&(true, 1)));
+    /// assert_eq!(other.result(), Ok(&true));
+    /// pool.shutdown(true, false); // from outside: joins the last thread
+    /// assert_eq!(pool.worker_count(), 0);
+    /// assert_eq!(pool.spawn(|| true).unwrap_err(), TaskError::ShutDown);
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         self.registry.shutdown(wait, cancel_futures)

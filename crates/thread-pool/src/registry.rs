@@ -40,12 +40,17 @@
 //! shutdown sets the bit and wakes every sleeper. A worker exits only when
 //! it sees the bit with no submit in progress and no queued work, so a
 //! submit that passed the gate always has its job run.
+//!
+//! `shutdown(wait = true)` from one of the pool's own tasks waits for
+//! every worker but itself and the workers whose running task called a
+//! `shutdown(wait = true)` of its own (`shutting_down`): those cannot exit
+//! before that task ends, so waiting for them could deadlock.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::thread::{self, JoinHandle, ThreadId};
 
 use concurrent_futures_core::{TaskError, catch_panic};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -83,6 +88,10 @@ pub(crate) struct Registry {
     /// under `threads`' lock.
     started: AtomicUsize,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The workers whose running task called `shutdown(wait = true)` (see
+    /// `shutdown`), until that task ends. Taken after `threads` when both
+    /// are, and inside `sleep`'s lock, never around it.
+    shutting_down: Mutex<Vec<ThreadId>>,
     /// Jobs queued plus jobs running (see "Lazy start" above).
     load: AtomicUsize,
     /// Sleep/wake and shutdown (the gate, the sleepers, the live workers).
@@ -93,6 +102,9 @@ pub(crate) struct Registry {
 struct Local {
     pool_id: usize,
     deque: Worker<JobRef>,
+    /// Whether the task running here called `shutdown(wait = true)`: this
+    /// worker is in the registry's `shutting_down` until that task ends.
+    shut_down_here: Cell<bool>,
 }
 
 thread_local! {
@@ -126,6 +138,7 @@ impl Registry {
             slots,
             started: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
+            shutting_down: Mutex::new(Vec::new()),
             load: AtomicUsize::new(0),
             sleep: Sleep::new(),
             broken: OnceLock::new(),
@@ -232,6 +245,7 @@ impl Registry {
         let local = Rc::new(Local {
             pool_id: self.id,
             deque,
+            shut_down_here: Cell::new(false),
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
         // Whatever happens below, the pool learns that this worker is gone.
@@ -247,6 +261,13 @@ impl Registry {
                         if let Err(e) = catch_panic(|| job.run(&done_with_entry)) {
                             eprintln!("concurrent_futures: a worker survived a panic: {e}");
                         }
+                        if local.shut_down_here.replace(false) {
+                            // The task that shut the pool down has ended:
+                            // other tasks in a shutdown wait for this
+                            // worker again.
+                            self.leave_shutting_down();
+                            self.sleep.exit_waiters_look_again();
+                        }
                     }
                     None => {
                         if !self.sleep(&local.deque) {
@@ -257,6 +278,12 @@ impl Registry {
             }
         }
         let _ = LOCAL.try_with(|l| *l.borrow_mut() = None);
+    }
+
+    /// Takes this thread out of `shutting_down`.
+    fn leave_shutting_down(&self) {
+        let me = thread::current().id();
+        lock(&self.shutting_down).retain(|&id| id != me);
     }
 
     /// Runs the initializer; on failure marks the pool broken and returns
@@ -408,16 +435,53 @@ impl Registry {
         if !wait {
             return;
         }
-        let me_in_pool = current_pool() == Some(self.id);
-        // Also waits out submits still in progress: one may be about to
-        // start the first worker for a task it was allowed to queue.
-        self.sleep.wait_for_exit(usize::from(me_in_pool));
-        let handles = std::mem::take(&mut *lock(&self.threads));
-        let me = thread::current().id();
-        for handle in handles {
-            if handle.thread().id() != me {
-                let _ = handle.join();
+        // From one of the pool's own tasks: this worker cannot wait for its
+        // own exit, nor for another worker whose task called a shutdown of
+        // its own (each would wait for the other). It waits for every other
+        // worker, so for all the queued work they run.
+        let from_worker = LOCAL
+            .try_with(|l| match &*l.borrow() {
+                Some(local) if local.pool_id == self.id => {
+                    local.shut_down_here.set(true);
+                    true
+                }
+                _ => false,
+            })
+            .unwrap_or(false);
+        if from_worker {
+            let me = thread::current().id();
+            let mut shutting_down = lock(&self.shutting_down);
+            if !shutting_down.contains(&me) {
+                shutting_down.push(me);
             }
+            drop(shutting_down);
+            self.sleep.exit_waiters_look_again();
+        }
+        // Also waits out submits still in progress: one may be about to
+        // start the first worker for a task it was allowed to queue. The
+        // workers not waited for are those in `shutting_down` when the wait
+        // ends: every other one has left its main loop by then.
+        let not_waited_for = RefCell::new(Vec::new());
+        self.sleep.wait_for_exit(|| {
+            if !from_worker {
+                return 0;
+            }
+            let shutting_down = lock(&self.shutting_down).clone();
+            let n = shutting_down.len();
+            *not_waited_for.borrow_mut() = shutting_down;
+            n
+        });
+        // Join the workers that have exited; keep the others' handles for a
+        // shutdown that can wait for them (the pool's drop from outside it).
+        let not_waited_for = not_waited_for.into_inner();
+        let mut threads = lock(&self.threads);
+        let (keep, done): (Vec<_>, Vec<_>) = std::mem::take(&mut *threads)
+            .into_iter()
+            .partition(|h| not_waited_for.contains(&h.thread().id()));
+        *threads = keep;
+        drop(threads);
+        for handle in done {
+            let _ = handle.join();
         }
     }
 
@@ -435,6 +499,8 @@ struct ExitGuard<'a>(&'a Registry);
 
 impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
+        // Normally done as the task that shut down ends.
+        self.0.leave_shutting_down();
         self.0.sleep.worker_exited();
     }
 }

@@ -215,14 +215,25 @@ impl Sleep {
         *self.lock()
     }
 
+    /// Wakes the [`wait_for_exit`](Self::wait_for_exit) calls in progress
+    /// to read their `remaining` again: call it after what that reads
+    /// changed.
+    pub fn exit_waiters_look_again(&self) {
+        let _g = self.lock();
+        self.exit_cv.notify_all();
+    }
+
     /// `shutdown(wait)`, after [`begin_shutdown`](Self::begin_shutdown):
-    /// waits until at most `remaining` workers are alive (1 when called
-    /// from one of the pool's own workers, which cannot wait for itself)
-    /// and no submit is in progress (one may be about to start the first
-    /// worker for a job it was allowed to queue).
-    pub fn wait_for_exit(&self, remaining: usize) {
+    /// waits until at most `remaining()` workers are alive and no submit is
+    /// in progress (one may be about to start the first worker for a job it
+    /// was allowed to queue). `remaining` is 0 from outside the pool; from
+    /// one of its own workers, the number of workers whose running task
+    /// shut the pool down (the calling one included), which cannot exit
+    /// before that task ends. It is read under the lock, again after each
+    /// wake-up: the last read is the one that ended the wait.
+    pub fn wait_for_exit(&self, remaining: impl Fn() -> usize) {
         let mut alive = self.lock();
-        while *alive > remaining || self.gate.load(Ordering::SeqCst) >= SUBMIT {
+        while *alive > remaining() || self.gate.load(Ordering::SeqCst) >= SUBMIT {
             alive = self.exit_cv.wait(alive).unwrap_or_else(|p| p.into_inner());
         }
     }

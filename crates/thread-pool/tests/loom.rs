@@ -126,7 +126,7 @@ impl Pool {
         self.sleep.begin_shutdown();
         self.sleep.notify_all();
         if wait {
-            self.sleep.wait_for_exit(0);
+            self.sleep.wait_for_exit(|| 0);
         }
     }
 

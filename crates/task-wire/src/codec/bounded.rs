@@ -23,7 +23,7 @@ use serde::de::{
     VariantAccess, Visitor,
 };
 
-use super::DECODE_DEPTH_LIMIT;
+use super::{DECODE_DEPTH_LIMIT, TooDeep};
 
 /// Deserializes a `T` within the bounds: the top of the adapter.
 pub(super) struct Limited<T>(PhantomData<fn() -> T>);
@@ -57,15 +57,6 @@ thread_local! {
     static DECODE: Cell<Decode> = const {
         Cell::new(Decode { too_deep: false, hints_left: 0 })
     };
-}
-
-/// The error past the limit.
-struct TooDeep;
-
-impl fmt::Display for TooDeep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the value nests deeper than {DECODE_DEPTH_LIMIT} levels")
-    }
 }
 
 /// Runs a decode of `input_len` bytes; if it failed for its depth, the
