@@ -375,7 +375,10 @@ impl ProcessPoolBuilder {
         // Fork every initial worker before this pool has a thread.
         let mut forked: Vec<Option<Started>> = Vec::with_capacity(max_workers);
         for _ in 0..max_workers {
+            let broken = shared.lock().broken.is_some();
             forked.push(match self.start_method {
+                // Once a fork failed, the pool is broken: no more children.
+                StartMethod::Fork if broken => None,
                 StartMethod::Fork => match shared.launcher.fork() {
                     Ok(started) => Some(started),
                     Err(e) => {

@@ -87,8 +87,13 @@ impl Handler {
         let mut worker = self.shared.launcher.connect(started)?;
         // Watched from here on, the initializer included: a death is seen
         // even if the worker's socket outlives it in a process it forked.
-        if let Some(pidfd) = worker.pidfd.take() {
-            let _ = self.shared.deaths.watch(pidfd, worker.responses.socket());
+        if let Some(pidfd) = worker.pidfd.take()
+            && let Err(e) = self.shared.deaths.watch(pidfd, worker.responses.socket())
+        {
+            let pid = worker.pid;
+            drop(worker);
+            process::kill_and_reap(pid);
+            return Err(format!("cannot watch the worker {pid}: {e}"));
         }
         self.shared.lock().slots[self.slot].pid = Some(worker.pid);
         let Some(init) = &self.shared.initializer else {
