@@ -115,6 +115,9 @@ pub use concurrent_futures_core::{
 /// ```
 #[cfg(feature = "process")]
 pub use concurrent_futures_macros::task;
+/// The MPI pool (feature `mpi`, off by default): see [`MpiPoolExecutor`].
+#[cfg(feature = "mpi")]
+pub use concurrent_futures_mpi_pool::{MpiPoolBuilder, MpiPoolExecutor};
 #[cfg(feature = "process")]
 pub use concurrent_futures_process_pool::{ProcessPoolBuilder, ProcessPoolExecutor, StartMethod};
 #[cfg(feature = "process")]
@@ -132,6 +135,8 @@ pub use concurrent_futures_thread_pool::{
 /// assert_eq!(pool.spawn(|| 2 + 2).unwrap().into_result(), Ok(4));
 /// ```
 pub mod prelude {
+    #[cfg(feature = "mpi")]
+    pub use crate::MpiPoolExecutor;
     pub use crate::{
         Executor, MapOptions, ReturnWhen, TaskError, TaskFuture, ThreadPoolExecutor, as_completed,
         wait,

@@ -1,0 +1,613 @@
+//! The client's MPI thread: the one thread of the process that calls MPI
+//! (so the pool is correct where MPI grants only `Threading::Funneled`),
+//! and every pool's scheduler.
+//!
+//! It starts with the first `MpiPoolBuilder::build()` of the process and
+//! initializes MPI. On a rank other than 0 of a world of several ranks
+//! (`mpirun -n N`: the static launch mode) it serves tasks instead, pool
+//! after pool, until the client says [`protocol::EXIT`], then finalizes
+//! MPI and ends the process. On rank 0, or in a singleton, it is the
+//! *dispatcher*: pools send it [`Command`]s over a channel, and it gives
+//! each idle worker the next queued job, collects results and completes
+//! futures (their done-callbacks run here). With no task outstanding it
+//! blocks on the channel and makes no MPI call; with tasks out it probes
+//! for results without blocking and backs off between looks.
+//!
+//! MPI can be initialized once per process, so the thread lives until the
+//! process exits: an `atexit` handler asks it to stop the pools still
+//! open, release a static pool's ranks and finalize MPI.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use concurrent_futures_core::TaskError;
+use concurrent_futures_task_wire::client::{self, Sink, outcome_into};
+use concurrent_futures_task_wire::wire::{self, Outcome, Response};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use mpi::environment::{Threading, Universe};
+use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
+use mpi::raw::FromRaw;
+use mpi::topology::{Communicator, InterCommunicator, Rank, SimpleCommunicator};
+use mpi::{Tag, ffi};
+
+use crate::boot::WORKER_ARG;
+use crate::protocol::{self, Backoff, EXIT, RESULT, STOP, Served, TASK};
+
+/// One unit of work: its encoded request and the sink of its future.
+pub(crate) struct Job {
+    pub(crate) id: u64,
+    pub(crate) request: Vec<u8>,
+    pub(crate) sink: Box<dyn Sink>,
+}
+
+/// The initializer: its request, and how to read its result.
+pub(crate) struct InitSpec {
+    pub(crate) request: Vec<u8>,
+    /// Decodes the initializer's result and says whether it failed.
+    pub(crate) check: fn(&[u8]) -> Result<(), String>,
+}
+
+/// How to open a pool.
+pub(crate) struct OpenSpec {
+    /// How many workers to spawn (dynamic mode); `None`: the universe size
+    /// minus one, or 1. A static pool has every rank but 0.
+    pub(crate) workers: Option<usize>,
+    /// The program to spawn; `None`: this executable.
+    pub(crate) program: Option<PathBuf>,
+    /// `MPI_Info` keys for `MPI_Comm_spawn` (`host`, `hostfile`, ...).
+    pub(crate) info: Vec<(String, String)>,
+    pub(crate) initializer: Option<InitSpec>,
+}
+
+/// What a pool's API and the dispatcher share.
+#[derive(Default)]
+pub(crate) struct PoolHandle {
+    /// Why the pool is broken (its initializer failed), if it is.
+    pub(crate) broken: Mutex<Option<String>>,
+}
+
+/// What the API asks of the dispatcher.
+pub(crate) enum Command {
+    Open {
+        id: usize,
+        spec: OpenSpec,
+        handle: Arc<PoolHandle>,
+        /// The number of workers, or why the pool could not start.
+        reply: Sender<Result<usize, String>>,
+    },
+    Submit {
+        pool: usize,
+        job: Job,
+    },
+    /// Queued jobs run (or are cancelled); then the workers are stopped and
+    /// `done` is dropped.
+    Shutdown {
+        pool: usize,
+        cancel_futures: bool,
+        done: Sender<()>,
+    },
+    /// The process is exiting.
+    Exit {
+        done: Sender<()>,
+    },
+}
+
+/// The client's side of the MPI thread.
+pub(crate) struct Runtime {
+    pub(crate) commands: Sender<Command>,
+    /// The size of `MPI_COMM_WORLD`: more than 1 is the static launch mode.
+    pub(crate) world_size: usize,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+/// How long the exiting process waits for the MPI thread to stop the
+/// pools and finalize MPI.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The process's MPI thread, started on first use. On a static pool's
+/// worker rank this never returns: the rank serves tasks until the client
+/// ends, then exits.
+pub(crate) fn runtime() -> Result<&'static Runtime, String> {
+    RUNTIME.get_or_init(start).as_ref().map_err(Clone::clone)
+}
+
+/// What the MPI thread found when it initialized MPI.
+enum Started {
+    Client { world_size: usize },
+    Worker,
+}
+
+fn start() -> Result<Runtime, String> {
+    let (commands, inbox) = crossbeam_channel::unbounded();
+    let (ready, started) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("cf-mpi".into())
+        .spawn(move || mpi_thread(inbox, ready))
+        .map_err(|e| format!("cannot start the MPI thread: {e}"))?;
+    match started.recv() {
+        Ok(Ok(Started::Client { world_size })) => {
+            // SAFETY: `at_exit` is a plain `extern "C" fn()`; registering
+            // it has no other precondition.
+            unsafe { libc::atexit(at_exit) };
+            Ok(Runtime {
+                commands,
+                world_size,
+            })
+        }
+        Ok(Ok(Started::Worker)) => loop {
+            // A worker rank: the MPI thread serves and ends the process.
+            std::thread::park();
+        },
+        Ok(Err(reason)) => Err(reason),
+        Err(_) => Err("the MPI thread ended while it started".into()),
+    }
+}
+
+fn mpi_thread(inbox: Receiver<Command>, ready: Sender<Result<Started, String>>) {
+    let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Funneled) else {
+        let _ = ready.send(Err("MPI was initialized already, by other code of this \
+                                process: the MPI pool must be the one to initialize it"
+            .into()));
+        return;
+    };
+    if threading == Threading::Single {
+        let _ = ready.send(Err(
+            "this MPI grants only Threading::Single; the MPI pool needs Funneled".into(),
+        ));
+        return;
+    }
+    let world = universe.world();
+    let world_size = usize::try_from(world.size()).unwrap_or(1);
+    if world_size > 1 && world.rank() != 0 {
+        let _ = ready.send(Ok(Started::Worker));
+        while protocol::serve(&world, 0) == Served::Stopped {}
+        drop(universe);
+        std::process::exit(0);
+    }
+    let _ = ready.send(Ok(Started::Client { world_size }));
+    Dispatcher {
+        universe: Some(universe),
+        world,
+        pools: HashMap::new(),
+    }
+    .run(inbox);
+}
+
+extern "C" fn at_exit() {
+    if let Some(Ok(runtime)) = RUNTIME.get() {
+        let (done, finished) = crossbeam_channel::bounded::<()>(1);
+        if runtime.commands.send(Command::Exit { done }).is_ok() {
+            let _ = finished.recv_timeout(EXIT_TIMEOUT);
+        }
+    }
+}
+
+/// A pool's communicator: the world (static), or the intercommunicator
+/// to the workers it spawned (dynamic).
+enum PoolComm {
+    World(SimpleCommunicator),
+    Spawned(InterCommunicator),
+}
+
+impl PoolComm {
+    fn send(&self, rank: Rank, bytes: &[u8], tag: Tag) {
+        match self {
+            PoolComm::World(c) => c.process_at_rank(rank).send_with_tag(bytes, tag),
+            PoolComm::Spawned(c) => c.process_at_rank(rank).send_with_tag(bytes, tag),
+        }
+    }
+
+    /// A result, if one has arrived: the rank that sent it and its bytes.
+    fn result(&self) -> Option<(Rank, Vec<u8>)> {
+        fn probe<C: Communicator>(c: &C) -> Option<(Rank, Vec<u8>)> {
+            let probed = c.any_process().immediate_matched_probe_with_tag(RESULT)?;
+            let (bytes, status) = probed.matched_receive_vec::<u8>();
+            Some((status.source_rank(), bytes))
+        }
+        match self {
+            PoolComm::World(c) => probe(c),
+            PoolComm::Spawned(c) => probe(c),
+        }
+    }
+}
+
+/// One worker rank, and the job it runs.
+struct Worker {
+    rank: Rank,
+    running: Option<Job>,
+}
+
+/// One open pool.
+struct Pool {
+    handle: Arc<PoolHandle>,
+    comm: PoolComm,
+    workers: Vec<Worker>,
+    queue: VecDeque<Job>,
+    /// Shut down: dropped when the last job is done and the workers are
+    /// stopped.
+    closing: Vec<Sender<()>>,
+    shutting_down: bool,
+}
+
+impl Pool {
+    fn outstanding(&self) -> bool {
+        self.workers.iter().any(|w| w.running.is_some())
+    }
+}
+
+struct Dispatcher {
+    /// Dropped last: finalizes MPI.
+    universe: Option<Universe>,
+    world: SimpleCommunicator,
+    pools: HashMap<usize, Pool>,
+}
+
+impl Dispatcher {
+    fn run(mut self, inbox: Receiver<Command>) {
+        let mut backoff = Backoff::new(
+            Duration::from_micros(200),
+            Duration::from_micros(5),
+            Duration::from_micros(200),
+        );
+        loop {
+            let outstanding = self.pools.values().any(Pool::outstanding);
+            let first = if outstanding {
+                match inbox.recv_timeout(backoff.next_pause()) {
+                    Ok(command) => Some(command),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match inbox.recv() {
+                    Ok(command) => Some(command),
+                    Err(_) => return,
+                }
+            };
+            let mut progressed = false;
+            let mut command = first;
+            while let Some(c) = command {
+                progressed = true;
+                if let Command::Exit { done } = c {
+                    self.exit();
+                    drop(done);
+                    return;
+                }
+                self.handle(c);
+                command = match inbox.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                };
+            }
+            progressed |= self.collect();
+            self.dispatch();
+            self.close_finished();
+            if progressed {
+                backoff.reset();
+            }
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Open {
+                id,
+                spec,
+                handle,
+                reply,
+            } => {
+                let _ = reply.send(self.open(id, spec, handle));
+            }
+            Command::Submit { pool, job } => match self.pools.get_mut(&pool) {
+                Some(pool) => {
+                    let broken = pool.handle.broken.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(reason) = broken.as_ref() {
+                        if job.sink.start() {
+                            job.sink.fail(TaskError::Broken {
+                                reason: reason.clone(),
+                            });
+                        }
+                    } else {
+                        drop(broken);
+                        pool.queue.push_back(job);
+                    }
+                }
+                // Submit refuses after shutdown, under the lock that
+                // sends the shutdown, so this cannot happen.
+                None => job.sink.cancel(),
+            },
+            Command::Shutdown {
+                pool,
+                cancel_futures,
+                done,
+            } => match self.pools.get_mut(&pool) {
+                Some(pool) => {
+                    pool.shutting_down = true;
+                    pool.closing.push(done);
+                    if cancel_futures {
+                        for job in pool.queue.drain(..) {
+                            job.sink.cancel();
+                        }
+                    }
+                }
+                None => drop(done),
+            },
+            Command::Exit { .. } => unreachable!("handled by run"),
+        }
+    }
+
+    fn open(
+        &mut self,
+        id: usize,
+        spec: OpenSpec,
+        handle: Arc<PoolHandle>,
+    ) -> Result<usize, String> {
+        let (comm, ranks) = if self.world.size() > 1 {
+            if self
+                .pools
+                .values()
+                .any(|pool| matches!(pool.comm, PoolComm::World(_)))
+            {
+                return Err(
+                    "a static MPI pool is open already: the world's ranks serve one \
+                            pool at a time; shut it down before building the next"
+                        .into(),
+                );
+            }
+            (
+                PoolComm::World(SimpleCommunicator::world()),
+                (1..self.world.size()).collect::<Vec<_>>(),
+            )
+        } else {
+            let n = spec.workers.unwrap_or_else(|| self.default_workers());
+            let program = match spec.program {
+                Some(program) => program,
+                None => std::env::current_exe()
+                    .map_err(|e| format!("cannot find this executable to spawn: {e}"))?,
+            };
+            let inter = spawn(&program, n, &spec.info)?;
+            let n = Rank::try_from(n).map_err(|_| "too many workers".to_owned())?;
+            (PoolComm::Spawned(inter), (0..n).collect())
+        };
+        let pool = Pool {
+            handle,
+            comm,
+            workers: ranks
+                .into_iter()
+                .map(|rank| Worker {
+                    rank,
+                    running: None,
+                })
+                .collect(),
+            queue: VecDeque::new(),
+            closing: Vec::new(),
+            shutting_down: false,
+        };
+        if let Some(init) = spec.initializer
+            && let Err(reason) = initialize(&pool, &init)
+        {
+            *pool.handle.broken.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(format!("the initializer failed: {reason}"));
+        }
+        let workers = pool.workers.len();
+        self.pools.insert(id, pool);
+        Ok(workers)
+    }
+
+    /// The universe size minus this process, or 1 (mpi4py's default).
+    fn default_workers(&self) -> usize {
+        self.universe
+            .as_ref()
+            .and_then(Universe::size)
+            .map_or(1, |size| size.saturating_sub(1).max(1))
+    }
+
+    /// Gives each idle worker the next queued job that is not cancelled.
+    fn dispatch(&mut self) {
+        for pool in self.pools.values_mut() {
+            for worker in pool.workers.iter_mut().filter(|w| w.running.is_none()) {
+                while let Some(job) = pool.queue.pop_front() {
+                    if !job.sink.start() {
+                        continue;
+                    }
+                    pool.comm.send(worker.rank, &job.request, TASK);
+                    worker.running = Some(job);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Completes the jobs whose results have arrived; whether any had.
+    fn collect(&mut self) -> bool {
+        let mut done = Vec::new();
+        for pool in self.pools.values_mut() {
+            if !pool.outstanding() {
+                continue;
+            }
+            while let Some((rank, bytes)) = pool.comm.result() {
+                let job = pool
+                    .workers
+                    .iter_mut()
+                    .find(|w| w.rank == rank)
+                    .and_then(|w| w.running.take());
+                if let Some(job) = job {
+                    done.push((job, bytes));
+                }
+            }
+        }
+        let any = !done.is_empty();
+        for (job, bytes) in done {
+            complete(job, &bytes);
+        }
+        any
+    }
+
+    /// Stops the workers of each pool that is shut down and has nothing
+    /// left to run.
+    fn close_finished(&mut self) {
+        let finished: Vec<usize> = self
+            .pools
+            .iter()
+            .filter(|(_, p)| p.shutting_down && p.queue.is_empty() && !p.outstanding())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in finished {
+            let pool = self.pools.remove(&id).expect("just found");
+            stop(pool, STOP);
+        }
+    }
+
+    /// The process is exiting: what is queued fails, the workers are
+    /// stopped (a static pool's ranks are told to exit), MPI is finalized.
+    fn exit(&mut self) {
+        for (_, mut pool) in self.pools.drain() {
+            for job in pool.queue.drain(..) {
+                if job.sink.start() {
+                    job.sink.fail(TaskError::Broken {
+                        reason: "the program is exiting".into(),
+                    });
+                }
+            }
+            if matches!(pool.comm, PoolComm::Spawned(_)) {
+                stop(pool, STOP);
+            }
+        }
+        for rank in 1..self.world.size() {
+            self.world
+                .process_at_rank(rank)
+                .send_with_tag(&[0u8; 0][..], EXIT);
+        }
+        drop(self.universe.take());
+    }
+}
+
+/// Tells a pool's workers `tag` (they answer nothing more), disconnects
+/// from spawned ones, and lets the pool's shutdown waiters go.
+fn stop(pool: Pool, tag: Tag) {
+    for worker in &pool.workers {
+        pool.comm.send(worker.rank, &[0u8; 0][..], tag);
+    }
+    // Dropping an intercommunicator disconnects it (collective with the
+    // workers, which disconnect as they leave).
+    drop(pool.comm);
+    drop(pool.closing);
+}
+
+/// Completes `job` from its response.
+fn complete(job: Job, bytes: &[u8]) {
+    match wire::decode_response(bytes) {
+        Ok(response) if client::response_id(&response) == Some(job.id) => {
+            job.sink.deliver(response)
+        }
+        Ok(_) => job
+            .sink
+            .fail(client::protocol_error("a response to another request")),
+        Err(e) => job.sink.fail(client::protocol_error(&e.to_string())),
+    }
+}
+
+/// Runs the initializer on every worker of `pool` and waits for all of
+/// them; the first failure, if any.
+fn initialize(pool: &Pool, init: &InitSpec) -> Result<(), String> {
+    for worker in &pool.workers {
+        pool.comm.send(worker.rank, &init.request, TASK);
+    }
+    let mut verdict = Ok(());
+    let mut left = pool.workers.len();
+    let mut backoff = Backoff::new(
+        Duration::from_millis(1),
+        Duration::from_micros(10),
+        Duration::from_millis(1),
+    );
+    while left > 0 {
+        let Some((_, bytes)) = pool.comm.result() else {
+            backoff.wait();
+            continue;
+        };
+        left -= 1;
+        let this = match wire::decode_response(&bytes) {
+            Ok(Response::Init(Outcome::Ok(result))) => (init.check)(result),
+            Ok(Response::Init(outcome)) => match outcome_into::<()>(outcome) {
+                Err(TaskError::Panicked { message }) => Err(format!("it panicked: {message}")),
+                Err(other) => Err(other.to_string()),
+                Ok(()) => Ok(()),
+            },
+            Ok(_) => Err("a worker answered the initializer out of protocol".into()),
+            Err(e) => Err(e.to_string()),
+        };
+        if verdict.is_ok() {
+            verdict = this;
+        }
+    }
+    verdict
+}
+
+/// `MPI_Comm_spawn` of `n` copies of `program` with [`WORKER_ARG`] and the
+/// info keys `info`, with errors returned rather than fatal.
+fn spawn(
+    program: &std::path::Path,
+    n: usize,
+    info: &[(String, String)],
+) -> Result<InterCommunicator, String> {
+    let count = std::os::raw::c_int::try_from(n).map_err(|_| format!("{n} workers: too many"))?;
+    let cstring =
+        |s: &[u8], what: &str| CString::new(s).map_err(|_| format!("the {what} holds a NUL byte"));
+    let program_c = cstring(program.as_os_str().as_bytes(), "worker program's path")?;
+    let arg = cstring(WORKER_ARG.as_bytes(), "worker argument")?;
+    let mut argv = [arg.as_ptr().cast_mut(), std::ptr::null_mut()];
+    let pairs = info
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                cstring(k.as_bytes(), "info key")?,
+                cstring(v.as_bytes(), "info value")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut errcodes = vec![0; n];
+    // SAFETY: every pointer handed to MPI points into a live CString or
+    // array of this frame; `argv` ends with a null pointer; `errcodes`
+    // holds `n` entries; the info object is created before use and freed
+    // after. MPI is initialized, on this thread.
+    unsafe {
+        ffi::MPI_Comm_set_errhandler(ffi::RSMPI_COMM_SELF, ffi::RSMPI_ERRORS_RETURN);
+        let mut info_handle = ffi::RSMPI_INFO_NULL;
+        if !pairs.is_empty() {
+            ffi::MPI_Info_create(&mut info_handle);
+            for (key, value) in &pairs {
+                ffi::MPI_Info_set(info_handle, key.as_ptr(), value.as_ptr());
+            }
+        }
+        let mut inter = ffi::RSMPI_COMM_NULL;
+        let rc = ffi::MPI_Comm_spawn(
+            program_c.as_ptr(),
+            argv.as_mut_ptr(),
+            count,
+            info_handle,
+            0,
+            ffi::RSMPI_COMM_SELF,
+            &mut inter,
+            errcodes.as_mut_ptr(),
+        );
+        if !pairs.is_empty() {
+            ffi::MPI_Info_free(&mut info_handle);
+        }
+        let failed = errcodes
+            .iter()
+            .filter(|&&c| c != ffi::MPI_SUCCESS as i32)
+            .count();
+        if rc != ffi::MPI_SUCCESS as i32 || failed > 0 || inter == ffi::RSMPI_COMM_NULL {
+            return Err(format!(
+                "MPI_Comm_spawn of {n} workers ({}) failed (status {rc}, {failed} not started)",
+                program.display()
+            ));
+        }
+        Ok(InterCommunicator::from_raw(inter))
+    }
+}
