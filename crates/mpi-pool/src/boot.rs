@@ -59,6 +59,7 @@ fn run_worker() -> i32 {
         );
         return NOT_A_WORKER_EXIT;
     };
+    protocol::say_hello(&parent, 0);
     protocol::serve(&parent, 0);
     // Disconnects from the client, which disconnects too (rsmpi's handle
     // from `parent()` disconnects on drop; after that `MPI_Comm_get_parent`

@@ -19,10 +19,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use concurrent_futures_core::TaskError;
 use concurrent_futures_task_wire::client::{self, Sink, outcome_into};
@@ -35,7 +36,8 @@ use mpi::topology::{Communicator, InterCommunicator, Rank, SimpleCommunicator};
 use mpi::{Tag, ffi};
 
 use crate::boot::WORKER_ARG;
-use crate::protocol::{self, Backoff, EXIT, RESULT, STOP, Served, TASK};
+use crate::liveness::{self, Hello};
+use crate::protocol::{self, Backoff, EXIT, HELLO, RESULT, STOP, Served, TASK};
 
 /// One unit of work: its encoded request and the sink of its future.
 pub(crate) struct Job {
@@ -109,6 +111,9 @@ static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 /// pools and finalize MPI.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a new pool's workers may take to say hello.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The process's MPI thread, started on first use. On a static pool's
 /// worker rank this never returns: the rank serves tasks until the client
 /// ends, then exits.
@@ -165,6 +170,7 @@ fn mpi_thread(inbox: Receiver<Command>, ready: Sender<Result<Started, String>>) 
     let world_size = usize::try_from(world.size()).unwrap_or(1);
     if world_size > 1 && world.rank() != 0 {
         let _ = ready.send(Ok(Started::Worker));
+        protocol::say_hello(&world, 0);
         while protocol::serve(&world, 0) == Served::Stopped {}
         drop(universe);
         std::process::exit(0);
@@ -174,6 +180,8 @@ fn mpi_thread(inbox: Receiver<Command>, ready: Sender<Result<Started, String>>) 
         universe: Some(universe),
         world,
         pools: HashMap::new(),
+        world_workers: None,
+        dead_ranks: Vec::new(),
     }
     .run(inbox);
 }
@@ -204,21 +212,29 @@ impl PoolComm {
 
     /// A result, if one has arrived: the rank that sent it and its bytes.
     fn result(&self) -> Option<(Rank, Vec<u8>)> {
-        fn probe<C: Communicator>(c: &C) -> Option<(Rank, Vec<u8>)> {
-            let probed = c.any_process().immediate_matched_probe_with_tag(RESULT)?;
+        self.probe(RESULT)
+    }
+
+    /// A message tagged `tag`, if one has arrived: its source and bytes.
+    fn probe(&self, tag: Tag) -> Option<(Rank, Vec<u8>)> {
+        fn probe<C: Communicator>(c: &C, tag: Tag) -> Option<(Rank, Vec<u8>)> {
+            let probed = c.any_process().immediate_matched_probe_with_tag(tag)?;
             let (bytes, status) = probed.matched_receive_vec::<u8>();
             Some((status.source_rank(), bytes))
         }
         match self {
-            PoolComm::World(c) => probe(c),
-            PoolComm::Spawned(c) => probe(c),
+            PoolComm::World(c) => probe(c, tag),
+            PoolComm::Spawned(c) => probe(c, tag),
         }
     }
 }
 
-/// One worker rank, and the job it runs.
+/// One worker rank: who it is, the job it runs, and a pidfd on it if it
+/// runs on this host (see `liveness.rs`).
 struct Worker {
     rank: Rank,
+    hello: Hello,
+    pidfd: Option<OwnedFd>,
     running: Option<Job>,
 }
 
@@ -232,11 +248,53 @@ struct Pool {
     /// stopped.
     closing: Vec<Sender<()>>,
     shutting_down: bool,
+    /// A worker died: the pool is broken and nothing more is sent.
+    dead: bool,
 }
 
 impl Pool {
     fn outstanding(&self) -> bool {
         self.workers.iter().any(|w| w.running.is_some())
+    }
+
+    fn broken_reason(&self) -> Option<String> {
+        self.handle
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// If a watched worker has died: the pool is broken, every job it
+    /// holds or queues fails with the reason; returns the dead rank.
+    fn bury_dead(&mut self) -> Option<Rank> {
+        if self.dead {
+            return None;
+        }
+        let dead = self
+            .workers
+            .iter()
+            .find(|w| w.pidfd.as_ref().is_some_and(liveness::has_ended))?;
+        let reason = format!(
+            "MPI worker rank {} (pid {} on {}) died; MPI cannot replace a rank, so the \
+             pool is broken",
+            dead.rank, dead.hello.pid, dead.hello.host
+        );
+        let rank = dead.rank;
+        self.dead = true;
+        *self.handle.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        let broken = || TaskError::Broken {
+            reason: reason.clone(),
+        };
+        for job in self.workers.iter_mut().filter_map(|w| w.running.take()) {
+            job.sink.fail(broken());
+        }
+        for job in self.queue.drain(..) {
+            if job.sink.start() {
+                job.sink.fail(broken());
+            }
+        }
+        Some(rank)
     }
 }
 
@@ -245,6 +303,11 @@ struct Dispatcher {
     universe: Option<Universe>,
     world: SimpleCommunicator,
     pools: HashMap<usize, Pool>,
+    /// A static launch's ranks 1..N, as they said hello (at the first
+    /// static pool).
+    world_workers: Option<Vec<(Rank, Hello)>>,
+    /// Ranks of the world seen dead: told nothing more.
+    dead_ranks: Vec<Rank>,
 }
 
 impl Dispatcher {
@@ -285,6 +348,7 @@ impl Dispatcher {
                 };
             }
             progressed |= self.collect();
+            self.bury_dead();
             self.dispatch();
             self.close_finished();
             if progressed {
@@ -359,10 +423,22 @@ impl Dispatcher {
                         .into(),
                 );
             }
-            (
-                PoolComm::World(SimpleCommunicator::world()),
-                (1..self.world.size()).collect::<Vec<_>>(),
-            )
+            if let Some(rank) = self.dead_ranks.first() {
+                return Err(format!(
+                    "rank {rank} of this static launch has died: no pool can use the world"
+                ));
+            }
+            let comm = PoolComm::World(SimpleCommunicator::world());
+            let workers = match &self.world_workers {
+                Some(workers) => workers.clone(),
+                None => {
+                    let n = usize::try_from(self.world.size() - 1).unwrap_or(0);
+                    let workers = hellos(&comm, n)?;
+                    self.world_workers = Some(workers.clone());
+                    workers
+                }
+            };
+            (comm, workers)
         } else {
             let n = spec.workers.unwrap_or_else(|| self.default_workers());
             let program = match spec.program {
@@ -370,26 +446,29 @@ impl Dispatcher {
                 None => std::env::current_exe()
                     .map_err(|e| format!("cannot find this executable to spawn: {e}"))?,
             };
-            let inter = spawn(&program, n, &spec.info)?;
-            let n = Rank::try_from(n).map_err(|_| "too many workers".to_owned())?;
-            (PoolComm::Spawned(inter), (0..n).collect())
+            let comm = PoolComm::Spawned(spawn(&program, n, &spec.info)?);
+            let workers = hellos(&comm, n)?;
+            (comm, workers)
         };
-        let pool = Pool {
+        let mut pool = Pool {
             handle,
             comm,
             workers: ranks
                 .into_iter()
-                .map(|rank| Worker {
+                .map(|(rank, hello)| Worker {
                     rank,
+                    pidfd: hello.watch(),
+                    hello,
                     running: None,
                 })
                 .collect(),
             queue: VecDeque::new(),
             closing: Vec::new(),
             shutting_down: false,
+            dead: false,
         };
         if let Some(init) = spec.initializer
-            && let Err(reason) = initialize(&pool, &init)
+            && let Err(reason) = initialize(&mut pool, &init)
         {
             *pool.handle.broken.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(format!("the initializer failed: {reason}"));
@@ -407,9 +486,20 @@ impl Dispatcher {
             .map_or(1, |size| size.saturating_sub(1).max(1))
     }
 
+    /// Breaks each pool one of whose workers has died (see `liveness.rs`).
+    fn bury_dead(&mut self) {
+        for pool in self.pools.values_mut() {
+            if let Some(rank) = pool.bury_dead()
+                && matches!(pool.comm, PoolComm::World(_))
+            {
+                self.dead_ranks.push(rank);
+            }
+        }
+    }
+
     /// Gives each idle worker the next queued job that is not cancelled.
     fn dispatch(&mut self) {
-        for pool in self.pools.values_mut() {
+        for pool in self.pools.values_mut().filter(|pool| !pool.dead) {
             for worker in pool.workers.iter_mut().filter(|w| w.running.is_none()) {
                 while let Some(job) = pool.queue.pop_front() {
                     if !job.sink.start() {
@@ -454,7 +544,9 @@ impl Dispatcher {
         let finished: Vec<usize> = self
             .pools
             .iter()
-            .filter(|(_, p)| p.shutting_down && p.queue.is_empty() && !p.outstanding())
+            .filter(|(_, p)| {
+                p.shutting_down && (p.dead || (p.queue.is_empty() && !p.outstanding()))
+            })
             .map(|(&id, _)| id)
             .collect();
         for id in finished {
@@ -479,17 +571,26 @@ impl Dispatcher {
             }
         }
         for rank in 1..self.world.size() {
-            self.world
-                .process_at_rank(rank)
-                .send_with_tag(&[0u8; 0][..], EXIT);
+            if !self.dead_ranks.contains(&rank) {
+                self.world
+                    .process_at_rank(rank)
+                    .send_with_tag(&[0u8; 0][..], EXIT);
+            }
         }
         drop(self.universe.take());
     }
 }
 
 /// Tells a pool's workers `tag` (they answer nothing more), disconnects
-/// from spawned ones, and lets the pool's shutdown waiters go.
+/// from spawned ones, and lets the pool's shutdown waiters go. A pool with
+/// a dead worker is told nothing: a disconnect, collective, would wait for
+/// ever for the dead rank, so its intercommunicator is left as it is.
 fn stop(pool: Pool, tag: Tag) {
+    if pool.dead {
+        std::mem::forget(pool.comm);
+        drop(pool.closing);
+        return;
+    }
     for worker in &pool.workers {
         pool.comm.send(worker.rank, &[0u8; 0][..], tag);
     }
@@ -497,6 +598,36 @@ fn stop(pool: Pool, tag: Tag) {
     // workers, which disconnect as they leave).
     drop(pool.comm);
     drop(pool.closing);
+}
+
+/// Waits for the `n` workers of a new pool to say who they are (bounded:
+/// a worker that does not start fails the pool's start).
+fn hellos(comm: &PoolComm, n: usize) -> Result<Vec<(Rank, Hello)>, String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut backoff = Backoff::new(
+        Duration::from_millis(1),
+        Duration::from_micros(10),
+        Duration::from_millis(1),
+    );
+    let mut workers = Vec::with_capacity(n);
+    while workers.len() < n {
+        match comm.probe(HELLO) {
+            Some((rank, bytes)) => {
+                let hello = Hello::decode(&bytes)
+                    .ok_or_else(|| format!("worker rank {rank} said an unreadable hello"))?;
+                workers.push((rank, hello));
+            }
+            None if Instant::now() > deadline => {
+                return Err(format!(
+                    "{} of {n} MPI workers did not start within {START_TIMEOUT:?}",
+                    n - workers.len()
+                ));
+            }
+            None => backoff.wait(),
+        }
+    }
+    workers.sort_by_key(|(rank, _)| *rank);
+    Ok(workers)
 }
 
 /// Completes `job` from its response.
@@ -514,7 +645,7 @@ fn complete(job: Job, bytes: &[u8]) {
 
 /// Runs the initializer on every worker of `pool` and waits for all of
 /// them; the first failure, if any.
-fn initialize(pool: &Pool, init: &InitSpec) -> Result<(), String> {
+fn initialize(pool: &mut Pool, init: &InitSpec) -> Result<(), String> {
     for worker in &pool.workers {
         pool.comm.send(worker.rank, &init.request, TASK);
     }
@@ -527,6 +658,9 @@ fn initialize(pool: &Pool, init: &InitSpec) -> Result<(), String> {
     );
     while left > 0 {
         let Some((_, bytes)) = pool.comm.result() else {
+            if pool.bury_dead().is_some() {
+                return Err(pool.broken_reason().unwrap_or_default());
+            }
             backoff.wait();
             continue;
         };

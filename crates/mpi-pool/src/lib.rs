@@ -1,4 +1,4 @@
-//! The MPI pool of `concurrent-futures`: [`MpiPoolExecutor`] runs
+//! The MPI pool of `concurrent-futures`: `MpiPoolExecutor` runs
 //! registered `#[task]` functions on MPI ranks, for work that outgrows one
 //! machine: `mpi4py.futures` for Rust, over the MPI a cluster already
 //! runs (Open MPI here; rsmpi, the `mpi` crate, underneath).
@@ -16,6 +16,8 @@
 mod boot;
 #[cfg(feature = "mpi")]
 mod dispatcher;
+#[cfg(feature = "mpi")]
+mod liveness;
 #[cfg(feature = "mpi")]
 mod pool;
 #[cfg(feature = "mpi")]

@@ -1,7 +1,9 @@
 //! What crosses between the client and a worker rank, and the worker's
 //! loop.
 //!
-//! Every message is a byte vector with a tag: [`TASK`] carries a request of
+//! A worker's first message, [`HELLO`], says which process it is (so that
+//! the client can watch it: see `liveness.rs`). Then every message is a
+//! byte vector with a tag: [`TASK`] carries a request of
 //! the shared task crate (a run, a chunk, or the initializer) to a worker;
 //! [`RESULT`] carries its response back; [`STOP`] ends a pool (a spawned
 //! worker then leaves; a rank of a static pool waits for the next pool);
@@ -21,6 +23,8 @@ use mpi::Tag;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::topology::{Communicator, Rank};
 
+use crate::liveness::Hello;
+
 /// A request, client to worker.
 pub(crate) const TASK: Tag = 1;
 /// A response, worker to client.
@@ -29,6 +33,8 @@ pub(crate) const RESULT: Tag = 2;
 pub(crate) const STOP: Tag = 3;
 /// The client process ends, client to every rank of a static pool.
 pub(crate) const EXIT: Tag = 4;
+/// A worker's first message: who it is (see `liveness::Hello`).
+pub(crate) const HELLO: Tag = 5;
 
 /// How a rank that finds nothing to do waits before it looks again: it
 /// keeps looking (yielding the core) for `hot` after the last thing it
@@ -80,6 +86,12 @@ impl Backoff {
             pause => std::thread::sleep(pause),
         }
     }
+}
+
+/// Tells `client` (a rank of `comm`) which process this worker is.
+pub(crate) fn say_hello<C: Communicator>(comm: &C, client: Rank) {
+    comm.process_at_rank(client)
+        .send_with_tag(&Hello::me().encode()[..], HELLO);
 }
 
 /// How a worker's loop ended.

@@ -212,7 +212,7 @@ impl ProcessPoolBuilder {
     /// (CPython's `initializer` and `initargs`). `f` must be a registered
     /// `#[task]` and may return `()` or `Result<(), E>`. If it fails (an
     /// `Err` or a panic) in any worker, the pool is *broken*: queued and
-    /// later tasks fail with [`TaskError::Broken`] naming the cause, and no
+    /// later tasks fail with [`TaskError::Broken`](concurrent_futures_core::TaskError::Broken) naming the cause, and no
     /// worker is started again (CPython's `BrokenProcessPool`).
     pub fn initializer<A: Payload, R: Payload + InitResult>(
         mut self,
@@ -252,7 +252,7 @@ impl ProcessPoolBuilder {
     /// A time limit for every task (pebble's `timeout`; CPython has none):
     /// a task still running `limit` after its worker started it is stopped
     /// by killing that worker (SIGKILL), its future fails with
-    /// [`TaskError::TaskTimedOut`], and a replacement worker starts. Other
+    /// [`TaskError::TaskTimedOut`](concurrent_futures_core::TaskError::TaskTimedOut), and a replacement worker starts. Other
     /// futures are not touched. A chunk of `map` with `chunksize(n)` may
     /// run `n × limit`. [`ProcessPoolExecutor::submit_with_timeout`] sets a
     /// limit for one task. Default: none.
@@ -284,7 +284,7 @@ impl ProcessPoolBuilder {
     /// Limits each worker's address space to `bytes` (`RLIMIT_AS`), so a
     /// runaway task fails its own allocation and dies alone instead of
     /// driving the machine into the out-of-memory killer. Its future fails
-    /// with [`TaskError::WorkerDied`] (SIGABRT: Rust aborts when an
+    /// with [`TaskError::WorkerDied`](concurrent_futures_core::TaskError::WorkerDied) (SIGABRT: Rust aborts when an
     /// allocation fails) and a replacement worker starts.
     ///
     /// The limit counts the worker's whole address space (its `VmSize`,
