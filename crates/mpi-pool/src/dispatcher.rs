@@ -111,6 +111,34 @@ static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 /// pools and finalize MPI.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How many jobs a busy worker holds: the one it runs and those sent ahead,
+/// which wait in its MPI queue so that it goes from task to task without
+/// waiting for the dispatcher. Jobs are sent ahead only while the queue
+/// holds at least one more job per worker, and, like the process pool's
+/// (and CPython's call queue), a job sent ahead is RUNNING: it can no
+/// longer be cancelled. A worker whose tasks take [`QUICK`] or longer
+/// holds [`DEPTH`]: one ahead is enough to hide the round trip, and a job
+/// bound to a worker behind a long task is one that another worker could
+/// have run. A worker whose tasks are quicker holds up to [`DEEP`], which
+/// keeps it busy across the round trip (tens of µs over TCP, which Open
+/// MPI uses between a client and the workers it spawned) and binds at
+/// most [`DEEP`] × [`QUICK`] of work to it.
+const DEPTH: usize = 2;
+
+/// See [`DEPTH`].
+const DEEP: usize = 32;
+
+/// See [`DEPTH`]: the time between two answers of a busy worker under
+/// which its tasks count as quick.
+const QUICK: Duration = Duration::from_micros(200);
+
+/// The largest request sent ahead to a busy worker. A larger message may
+/// go by MPI's rendezvous protocol, whose send waits until the worker
+/// receives it, that is until it has finished the tasks before it: the
+/// dispatcher would stall meanwhile. Open MPI's shared-memory transport
+/// sends up to 4 KiB eagerly.
+const AHEAD_MAX: usize = 4 << 10;
+
 /// How long a new pool's workers may take to say hello.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -235,7 +263,41 @@ struct Worker {
     rank: Rank,
     hello: Hello,
     pidfd: Option<OwnedFd>,
-    running: Option<Job>,
+    /// The jobs sent to it, oldest first: the one it runs, then those
+    /// sent ahead (see [`DEPTH`]). A worker answers in order.
+    held: VecDeque<Job>,
+    /// When it last answered while it held more: the start of the task
+    /// it runs now (`None` after it went idle).
+    busy_since: Option<Instant>,
+    /// Its last task took less than [`QUICK`].
+    quick: bool,
+}
+
+impl Worker {
+    /// How many jobs it may hold (see [`DEPTH`]).
+    fn depth(&self) -> usize {
+        if self.quick { DEEP } else { DEPTH }
+    }
+
+    /// Takes the job its answer is for, and times the task.
+    fn answered(&mut self) -> Option<Job> {
+        let job = self.held.pop_front()?;
+        let now = Instant::now();
+        if let Some(since) = self.busy_since {
+            self.quick = now.duration_since(since) < QUICK;
+        }
+        self.busy_since = (!self.held.is_empty()).then_some(now);
+        Some(job)
+    }
+
+    /// Sends it `job`.
+    fn send(&mut self, comm: &PoolComm, job: Job) {
+        comm.send(self.rank, &job.request, TASK);
+        if self.held.is_empty() {
+            self.busy_since = Some(Instant::now());
+        }
+        self.held.push_back(job);
+    }
 }
 
 /// One open pool.
@@ -254,7 +316,7 @@ struct Pool {
 
 impl Pool {
     fn outstanding(&self) -> bool {
-        self.workers.iter().any(|w| w.running.is_some())
+        self.workers.iter().any(|w| !w.held.is_empty())
     }
 
     fn broken_reason(&self) -> Option<String> {
@@ -286,7 +348,7 @@ impl Pool {
         let broken = || TaskError::Broken {
             reason: reason.clone(),
         };
-        for job in self.workers.iter_mut().filter_map(|w| w.running.take()) {
+        for job in self.workers.iter_mut().flat_map(|w| w.held.drain(..)) {
             job.sink.fail(broken());
         }
         for job in self.queue.drain(..) {
@@ -459,7 +521,9 @@ impl Dispatcher {
                     rank,
                     pidfd: hello.watch(),
                     hello,
-                    running: None,
+                    held: VecDeque::new(),
+                    busy_since: None,
+                    quick: false,
                 })
                 .collect(),
             queue: VecDeque::new(),
@@ -497,16 +561,30 @@ impl Dispatcher {
         }
     }
 
-    /// Gives each idle worker the next queued job that is not cancelled.
+    /// Gives each idle worker the next queued job that is not cancelled;
+    /// then, while a backlog lasts, sends jobs ahead (see [`DEPTH`]).
     fn dispatch(&mut self) {
         for pool in self.pools.values_mut().filter(|pool| !pool.dead) {
-            for worker in pool.workers.iter_mut().filter(|w| w.running.is_none()) {
-                while let Some(job) = pool.queue.pop_front() {
-                    if !job.sink.start() {
-                        continue;
-                    }
-                    pool.comm.send(worker.rank, &job.request, TASK);
-                    worker.running = Some(job);
+            let Pool {
+                comm,
+                workers,
+                queue,
+                ..
+            } = pool;
+            for worker in workers.iter_mut().filter(|w| w.held.is_empty()) {
+                if !give(comm, worker, queue, usize::MAX) {
+                    break;
+                }
+            }
+            while queue.len() >= workers.len() {
+                let Some(worker) = workers
+                    .iter_mut()
+                    .filter(|w| w.held.len() < w.depth())
+                    .min_by_key(|w| w.held.len())
+                else {
+                    break;
+                };
+                if !give(comm, worker, queue, AHEAD_MAX) {
                     break;
                 }
             }
@@ -525,7 +603,7 @@ impl Dispatcher {
                     .workers
                     .iter_mut()
                     .find(|w| w.rank == rank)
-                    .and_then(|w| w.running.take());
+                    .and_then(Worker::answered);
                 if let Some(job) = job {
                     done.push((job, bytes));
                 }
@@ -579,6 +657,24 @@ impl Dispatcher {
         }
         drop(self.universe.take());
     }
+}
+
+/// Sends `worker` the first queued job that is not cancelled, if its
+/// request is at most `max` bytes; whether a job went.
+fn give(comm: &PoolComm, worker: &mut Worker, queue: &mut VecDeque<Job>, max: usize) -> bool {
+    while let Some(front) = queue.front() {
+        if front.request.len() > max {
+            return false;
+        }
+        let job = queue.pop_front().expect("just looked");
+        if !job.sink.start() {
+            // Cancelled while queued: dropped here, never sent.
+            continue;
+        }
+        worker.send(comm, job);
+        return true;
+    }
+    false
 }
 
 /// Tells a pool's workers `tag` (they answer nothing more), disconnects

@@ -4,15 +4,45 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use concurrent_futures_core::{ConfigError, Executor, InitResult, Payload, TaskError, TaskFuture};
+use concurrent_futures_core::{
+    Completer, ConfigError, Executor, InitResult, InlineRun, Payload, TaskError, TaskFuture,
+};
 use concurrent_futures_task_wire::client::{self, Pending, Sink};
 use concurrent_futures_task_wire::{codec, registry, wire};
 use crossbeam_channel::Receiver;
 use serde::de::DeserializeOwned;
 
 use crate::dispatcher::{self, Command, InitSpec, Job, OpenSpec, PoolHandle, Runtime};
+
+/// How long a thread that waits for a result keeps looking before it
+/// sleeps: a waiter still awake when the MPI thread completes its future
+/// saves a wake-up on the round trip.
+const REPLY_SPIN: Duration = Duration::from_micros(100);
+
+/// The hook on every future of an MPI pool: nothing runs inline (the task
+/// runs on a rank), but a waiter keeps looking for [`REPLY_SPIN`].
+struct AwaitReply;
+
+impl InlineRun for AwaitReply {
+    fn try_run_inline(&self) -> bool {
+        false
+    }
+
+    fn spin_before_blocking(&self) -> Duration {
+        REPLY_SPIN
+    }
+}
+
+/// A new future of an MPI pool, with [`AwaitReply`].
+fn pending<T>() -> (TaskFuture<T>, Completer<T>) {
+    static HOOK: OnceLock<Arc<dyn InlineRun>> = OnceLock::new();
+    let (fut, completer) = TaskFuture::pending();
+    completer.set_inline_hook(Arc::clone(HOOK.get_or_init(|| Arc::new(AwaitReply))));
+    (fut, completer)
+}
 
 /// Pool ids, unique in the process.
 static NEXT_POOL: AtomicUsize = AtomicUsize::new(0);
@@ -306,7 +336,7 @@ impl Executor for MpiPoolExecutor {
         args: A,
     ) -> Result<TaskFuture<R>, TaskError> {
         let entry = registry::lookup(f)?;
-        let (fut, completer) = TaskFuture::pending();
+        let (fut, completer) = pending();
         self.enqueue(
             |id| client::encode_run(id, entry.name, &args),
             Pending::one(completer),
@@ -320,7 +350,7 @@ impl Executor for MpiPoolExecutor {
         chunk: Vec<A>,
     ) -> Result<TaskFuture<Vec<Result<R, TaskError>>>, TaskError> {
         let entry = registry::lookup(f)?;
-        let (fut, completer) = TaskFuture::pending();
+        let (fut, completer) = pending();
         let n = chunk.len();
         self.enqueue(
             |id| client::encode_chunk(id, entry.name, &chunk),
