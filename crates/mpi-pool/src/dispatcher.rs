@@ -90,6 +90,9 @@ pub(crate) enum Command {
     Shutdown {
         pool: usize,
         cancel_futures: bool,
+        /// Dropped once the command is taken (the queue cancelled, if
+        /// asked): `shutdown` returns only then, as CPython's.
+        taken: Sender<()>,
         done: Sender<()>,
     },
     /// The process is exiting.
@@ -450,6 +453,7 @@ impl Dispatcher {
             Command::Shutdown {
                 pool,
                 cancel_futures,
+                taken,
                 done,
             } => match self.pools.get_mut(&pool) {
                 Some(pool) => {
@@ -460,8 +464,9 @@ impl Dispatcher {
                             job.sink.cancel();
                         }
                     }
+                    drop(taken);
                 }
-                None => drop(done),
+                None => drop((taken, done)),
             },
             Command::Exit { .. } => unreachable!("handled by run"),
         }

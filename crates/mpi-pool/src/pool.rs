@@ -296,12 +296,19 @@ impl MpiPoolExecutor {
                 Some(done) => done.clone(),
                 None => {
                     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
-                    let _ = self.runtime.commands.send(Command::Shutdown {
+                    let (taken, took) = crossbeam_channel::bounded::<()>(1);
+                    let sent = self.runtime.commands.send(Command::Shutdown {
                         pool: self.id,
                         cancel_futures,
+                        taken,
                         done: tx,
                     });
                     *closed = Some(rx.clone());
+                    if sent.is_ok() {
+                        // Disconnected once the MPI thread has taken the
+                        // command: queued futures are cancelled by then.
+                        let _ = took.recv();
+                    }
                     rx
                 }
             }
