@@ -13,7 +13,6 @@ use concurrent_futures_core::{
 use concurrent_futures_task_wire::client::{self, Pending, Sink};
 use concurrent_futures_task_wire::{codec, registry, wire};
 use crossbeam_channel::Receiver;
-use serde::de::DeserializeOwned;
 
 use crate::dispatcher::{self, Command, InitSpec, Job, OpenSpec, PoolHandle, Runtime};
 
@@ -128,12 +127,6 @@ pub struct MpiPoolBuilder {
     initializer: Option<Result<InitSpec, ConfigError>>,
 }
 
-fn check_init<R: DeserializeOwned + InitResult>(bytes: &[u8]) -> Result<(), String> {
-    codec::decode::<R>(bytes)
-        .map_err(|e| e.to_string())?
-        .into_init_result()
-}
-
 impl MpiPoolBuilder {
     /// How many workers to spawn in the dynamic mode; at least 1. Default:
     /// the MPI universe size minus one, or 1 (as mpi4py). A static pool
@@ -178,7 +171,7 @@ impl MpiPoolBuilder {
                     .map_err(|e| ConfigError::new(format!("initializer argument: {e}")))?;
                 Ok(InitSpec {
                     request,
-                    check: check_init::<R>,
+                    check: concurrent_futures_task_wire::client::check_init::<R>,
                 })
             });
         self.initializer = Some(spec);

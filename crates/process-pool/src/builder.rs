@@ -10,7 +10,6 @@ use std::time::Duration;
 use concurrent_futures_core::{ConfigError, InitResult, Payload};
 use concurrent_futures_task_wire::codec;
 use concurrent_futures_task_wire::registry;
-use serde::de::DeserializeOwned;
 
 use crate::deaths::DeathWatch;
 use crate::fork_server::ForkServer;
@@ -89,12 +88,6 @@ pub(crate) struct InitSpec {
     pub(crate) arg: Vec<u8>,
     /// Decodes the initializer's result and says whether it failed.
     pub(crate) check: fn(&[u8]) -> Result<(), String>,
-}
-
-fn check_init<R: DeserializeOwned + InitResult>(bytes: &[u8]) -> Result<(), String> {
-    codec::decode::<R>(bytes)
-        .map_err(|e| e.to_string())?
-        .into_init_result()
 }
 
 /// Configures a [`ProcessPoolExecutor`]: CPython's constructor arguments.
@@ -227,7 +220,7 @@ impl ProcessPoolBuilder {
                 Ok(InitSpec {
                     name: entry.name,
                     arg,
-                    check: check_init::<R>,
+                    check: concurrent_futures_task_wire::client::check_init::<R>,
                 })
             });
         self.initializer = Some(spec);

@@ -4,7 +4,7 @@
 
 use std::any::Any;
 
-use concurrent_futures_core::{Completer, Payload, TaskError, TaskFuture, catch_panic};
+use concurrent_futures_core::{Completer, InitResult, Payload, TaskError, TaskFuture, catch_panic};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -226,4 +226,12 @@ pub fn response_id(response: &Response<'_>) -> Option<u64> {
         Response::Done { id, .. } | Response::Chunk { id, .. } => Some(*id),
         Response::Init(_) => None,
     }
+}
+
+/// Decodes an initializer's result and says whether it failed (its `Err`,
+/// or a result that does not decode).
+pub fn check_init<R: DeserializeOwned + InitResult>(bytes: &[u8]) -> Result<(), String> {
+    codec::decode::<R>(bytes)
+        .map_err(|e| e.to_string())?
+        .into_init_result()
 }
