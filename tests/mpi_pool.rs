@@ -166,10 +166,14 @@ fn main() {
         check(&pool);
         println!("ok   {name} ({:?})", t.elapsed());
     }
+    let first = worker_pids(&pool);
     pool.shutdown(true, false);
     assert_eq!(pool.submit(add_one, 1).unwrap_err(), TaskError::ShutDown);
     println!("ok   submit after shutdown is refused");
     drop(pool);
+
+    workers_outlive_pools(&first, mode == "dynamic");
+    println!("ok   the next pools reuse the workers; a bigger one spawns (dynamic)");
 
     initializer_runs_on_every_worker();
     println!("ok   the initializer runs on every worker (a second pool)");
@@ -329,6 +333,53 @@ fn done_callbacks(pool: &MpiPoolExecutor) {
         let _ = tx.send(*f.result().unwrap());
     });
     assert_eq!(rx.recv_timeout(SHORT_TIMEOUT), Ok(610));
+}
+
+/// Whether process `pid` still exists (a zombie counts as ended).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|s| !s.starts_with(" Z"))
+    })
+}
+
+/// Pools after the first are served by its workers (`first`, their pids):
+/// the static launch's ranks, or in the dynamic mode the spawned workers
+/// the first pool left idle. A dynamic pool that needs more spawns, and
+/// the smaller idle group is stopped: its processes end.
+fn workers_outlive_pools(first: &BTreeSet<u32>, dynamic: bool) {
+    for n in [1, 2] {
+        let pool = MpiPoolExecutor::builder().max_workers(n).build().unwrap();
+        assert_eq!(pool.max_workers(), n);
+        let pids = worker_pids(&pool);
+        assert!(
+            pids.is_subset(first),
+            "{n} workers: {pids:?}, first {first:?}"
+        );
+    }
+    let pool = MpiPoolExecutor::builder().max_workers(3).build().unwrap();
+    let pids = worker_pids(&pool);
+    if !dynamic {
+        // At most the world's other ranks.
+        assert_eq!(pool.max_workers(), 2);
+        assert!(pids.is_subset(first), "{pids:?}, first {first:?}");
+        return;
+    }
+    assert_eq!(pool.max_workers(), 3);
+    assert!(pids.is_disjoint(first), "{pids:?}, first {first:?}");
+    let deadline = Instant::now() + SHORT_TIMEOUT;
+    while first.iter().any(|&pid| alive(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "the idle group {first:?} was not stopped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(pool);
+    let pool = MpiPoolExecutor::builder().max_workers(2).build().unwrap();
+    let again = worker_pids(&pool);
+    assert!(again.is_subset(&pids), "{again:?}, the group of 3 {pids:?}");
 }
 
 fn initializer_runs_on_every_worker() {

@@ -55,6 +55,7 @@ fn main() {
     match std::env::var(SCENARIO).as_deref() {
         Ok("rank-dies") => rank_dies(),
         Ok("client-killed") => client_killed_child(),
+        Ok("spawn-stuck") => spawn_stuck_child(),
         Ok(other) => panic!("unknown scenario {other}"),
         Err(_) => {
             let _guard = HangGuard::with_limit("the MPI fault checks", Duration::from_secs(300));
@@ -71,6 +72,12 @@ fn main() {
             a_killed_client_leaves_nothing_behind();
             println!(
                 "ok   a killed client leaves nothing behind ({:?})",
+                t.elapsed()
+            );
+            let t = Instant::now();
+            a_stuck_spawn_fails_build();
+            println!(
+                "ok   a spawn that does not return fails build(); the client exits ({:?})",
                 t.elapsed()
             );
         }
@@ -266,4 +273,79 @@ fn a_killed_client_leaves_nothing_behind() {
     client.kill().unwrap();
     client.wait().unwrap();
     wait_gone("the killed client's workers and daemon", &pids);
+}
+
+/// In a child: a pool whose worker program never starts MPI, so that
+/// `MPI_Comm_spawn` does not return (as in Open MPI's intermittent spawn
+/// hang). Prints the outcome of two builds and the pids of its
+/// descendants (Open MPI's daemon and what it started).
+fn spawn_stuck_child() {
+    let dir = std::env::temp_dir().join(format!("cf-mpi-stuck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let program = dir.join("not-an-mpi-worker");
+    std::fs::write(&program, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let first = MpiPoolExecutor::builder()
+        .max_workers(1)
+        .worker_program(&program)
+        .spawn_timeout(Duration::from_secs(2))
+        .build();
+    println!("FIRST {:?} {:?}", t.elapsed(), first.as_ref().err());
+    let t = Instant::now();
+    let second = MpiPoolExecutor::builder().max_workers(1).build();
+    println!("SECOND {:?} {:?}", t.elapsed(), second.as_ref().err());
+    let descendants: Vec<u32> = children_of(std::process::id())
+        .into_iter()
+        .flat_map(|d| std::iter::once(d).chain(children_of(d)))
+        .collect();
+    println!("DESCENDANTS {descendants:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn a_stuck_spawn_fails_build() {
+    let mut client = child("spawn-stuck")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the scenario");
+    let deadline = Instant::now() + SHORT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client with a stuck spawn did not end within {SHORT_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = client.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success(),
+        "{status:?}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for which in ["FIRST", "SECOND"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(which))
+            .unwrap_or_else(|| panic!("no {which} line: {stdout}"));
+        assert!(line.contains("MPI_Comm_spawn has not returned"), "{line}");
+    }
+    let descendants: Vec<u32> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DESCENDANTS "))
+        .expect("the descendants line")
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(", ")
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert!(!descendants.is_empty(), "{stdout}");
+    wait_gone("the stuck spawn's daemon and processes", &descendants);
 }

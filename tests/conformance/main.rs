@@ -51,6 +51,20 @@ macro_rules! suite_module {
 /// `fn(()) -> Result<(), String>` (optional: leave it out to skip `test_init`).
 macro_rules! executor_suite {
     ($name:ident, make: $make:expr, make_with_initializer: $init:expr $(,)?) => {
+        executor_suite!(@with_init $name, $make, $init, [test_no_initializer]);
+    };
+    // Workers that outlive a pool (the MPI pool's, see its docs) keep what
+    // an earlier pool's initializer set, so the control without an
+    // initializer does not apply.
+    (
+        $name:ident,
+        make: $make:expr,
+        make_with_initializer: $init:expr,
+        workers_outlive_pools $(,)?
+    ) => {
+        executor_suite!(@with_init $name, $make, $init, []);
+    };
+    (@with_init $name:ident, $make:expr, $init:expr, [$($control:ident)*]) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -83,10 +97,12 @@ macro_rules! executor_suite {
                     );
                 }
 
-                #[test]
-                fn test_no_initializer() {
-                    crate::generic::test_init::test_no_initializer(super::make);
-                }
+                $(
+                    #[test]
+                    fn $control() {
+                        crate::generic::test_init::$control(super::make);
+                    }
+                )*
             }
         }
     };
@@ -223,4 +239,22 @@ executor_suite!(
             .initializer(init, ())
             .build()
     },
+);
+
+#[cfg(feature = "mpi")]
+use concurrent_futures::MpiPoolExecutor;
+
+// Dynamic mode when run as it is; static mode under
+// `mpirun -n 3 <this binary> --test-threads=1 mpi_pool` (one pool at a time).
+#[cfg(feature = "mpi")]
+executor_suite!(
+    mpi_pool,
+    make: |workers| MpiPoolExecutor::builder().max_workers(workers).build(),
+    make_with_initializer: |workers, init: generic::InitFn| {
+        MpiPoolExecutor::builder()
+            .max_workers(workers)
+            .initializer(init, ())
+            .build()
+    },
+    workers_outlive_pools,
 );

@@ -19,9 +19,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -36,8 +36,9 @@ use mpi::topology::{Communicator, InterCommunicator, Rank, SimpleCommunicator};
 use mpi::{Tag, ffi};
 
 use crate::boot::WORKER_ARG;
-use crate::liveness::{self, Hello};
+use crate::liveness::{Hello, Member};
 use crate::protocol::{self, Backoff, EXIT, HELLO, RESULT, STOP, Served, TASK};
+use crate::spare::{Group, Origin, Spares};
 
 /// One unit of work: its encoded request and the sink of its future.
 pub(crate) struct Job {
@@ -116,8 +117,12 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How many jobs a busy worker holds: the one it runs and those sent ahead,
 /// which wait in its MPI queue so that it goes from task to task without
-/// waiting for the dispatcher. Jobs are sent ahead only while the queue
-/// holds at least one more job per worker, and, like the process pool's
+/// waiting for the dispatcher. Jobs are sent ahead only to a worker that
+/// has just answered (one that has finished nothing, or is stuck in a long
+/// task, never gets one), only once no worker is idle, only while the
+/// queue holds at least one more job per worker, and one more per answer:
+/// a worker that held `h` jobs when it answered may be refilled to `h + 1`,
+/// so it reaches its depth only while it keeps answering. Like the process pool's
 /// (and CPython's call queue), a job sent ahead is RUNNING: it can no
 /// longer be cancelled. A worker whose tasks take [`QUICK`] or longer
 /// holds [`DEPTH`]: one ahead is enough to hide the round trip, and a job
@@ -213,11 +218,57 @@ fn mpi_thread(inbox: Receiver<Command>, ready: Sender<Result<Started, String>>) 
         pools: HashMap::new(),
         world_workers: None,
         dead_ranks: Vec::new(),
+        spares: Spares::default(),
     }
     .run(inbox);
 }
 
+/// When the MPI thread entered `MPI_Comm_spawn`, while it is in it.
+static SPAWNING_SINCE: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Set once a `build()` gave up on a spawn that did not return (see
+/// [`spawn_stuck`]): the MPI thread will not answer again.
+static WEDGED: AtomicBool = AtomicBool::new(false);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why the MPI thread is stuck, if it has been in `MPI_Comm_spawn` for
+/// `timeout` or more (or a `build()` found it stuck before). A spawn
+/// normally returns in well under a second. It does not return when the
+/// workers never start MPI (a worker program that is not one), and, in a
+/// few percent of spawns, with Open MPI 4.1 built against an external
+/// PMIx 4.x (Debian's and Ubuntu's packages: openpmix/openpmix#2735 and
+/// #2967, a spawned process stuck in `PMIx_Init`). The MPI thread cannot
+/// be got back, so from then on every MPI call of the process waits: new
+/// pools are refused with this reason, and the exiting process does not
+/// wait for the MPI thread.
+pub(crate) fn spawn_stuck(timeout: Duration) -> Option<String> {
+    let stuck = WEDGED.load(Ordering::Acquire)
+        || lock(&SPAWNING_SINCE).is_some_and(|since| since.elapsed() >= timeout);
+    if !stuck {
+        return None;
+    }
+    WEDGED.store(true, Ordering::Release);
+    Some(
+        "MPI_Comm_spawn has not returned: the process's MPI thread is stuck in it, and \
+         every MPI pool of this process with it. Either the worker program never \
+         started MPI, or this is the intermittent spawn hang of Open MPI 4.1 built \
+         against an external PMIx 4.x (Debian's and Ubuntu's packages; \
+         openpmix/openpmix#2735): use the static launch mode (mpirun -n N), or an \
+         Open MPI built with its internal PMIx"
+            .into(),
+    )
+}
+
 extern "C" fn at_exit() {
+    if WEDGED.load(Ordering::Acquire) {
+        // The MPI thread is stuck in a spawn: it cannot stop the pools
+        // or finalize MPI. Open MPI's daemon ends the workers when this
+        // process is gone.
+        return;
+    }
     if let Some(Ok(runtime)) = RUNTIME.get() {
         let (done, finished) = crossbeam_channel::bounded::<()>(1);
         if runtime.commands.send(Command::Exit { done }).is_ok() {
@@ -248,11 +299,6 @@ impl PoolComm {
 
     /// A message tagged `tag`, if one has arrived: its source and bytes.
     fn probe(&self, tag: Tag) -> Option<(Rank, Vec<u8>)> {
-        fn probe<C: Communicator>(c: &C, tag: Tag) -> Option<(Rank, Vec<u8>)> {
-            let probed = c.any_process().immediate_matched_probe_with_tag(tag)?;
-            let (bytes, status) = probed.matched_receive_vec::<u8>();
-            Some((status.source_rank(), bytes))
-        }
         match self {
             PoolComm::World(c) => probe(c, tag),
             PoolComm::Spawned(c) => probe(c, tag),
@@ -260,12 +306,18 @@ impl PoolComm {
     }
 }
 
-/// One worker rank: who it is, the job it runs, and a pidfd on it if it
-/// runs on this host (see `liveness.rs`).
+/// A message tagged `tag` on `comm`, if one has arrived: its source and
+/// bytes.
+fn probe<C: Communicator>(comm: &C, tag: Tag) -> Option<(Rank, Vec<u8>)> {
+    let probed = comm.any_process().immediate_matched_probe_with_tag(tag)?;
+    let (bytes, status) = probed.matched_receive_vec::<u8>();
+    Some((status.source_rank(), bytes))
+}
+
+/// One worker rank of a pool: who it is (see `liveness.rs`) and the jobs
+/// it holds.
 struct Worker {
-    rank: Rank,
-    hello: Hello,
-    pidfd: Option<OwnedFd>,
+    member: Member,
     /// The jobs sent to it, oldest first: the one it runs, then those
     /// sent ahead (see [`DEPTH`]). A worker answers in order.
     held: VecDeque<Job>,
@@ -274,6 +326,10 @@ struct Worker {
     busy_since: Option<Instant>,
     /// Its last task took less than [`QUICK`].
     quick: bool,
+    /// How many jobs it may hold after the next dispatch: one more than
+    /// it held when it last answered (0 when it has not answered since the
+    /// last dispatch: then it gets no job ahead).
+    refill_to: usize,
 }
 
 impl Worker {
@@ -284,6 +340,7 @@ impl Worker {
 
     /// Takes the job its answer is for, and times the task.
     fn answered(&mut self) -> Option<Job> {
+        self.refill_to = self.refill_to.max(self.held.len() + 1);
         let job = self.held.pop_front()?;
         let now = Instant::now();
         if let Some(since) = self.busy_since {
@@ -295,7 +352,7 @@ impl Worker {
 
     /// Sends it `job`.
     fn send(&mut self, comm: &PoolComm, job: Job) {
-        comm.send(self.rank, &job.request, TASK);
+        comm.send(self.member.rank, &job.request, TASK);
         if self.held.is_empty() {
             self.busy_since = Some(Instant::now());
         }
@@ -315,6 +372,12 @@ struct Pool {
     shutting_down: bool,
     /// A worker died: the pool is broken and nothing more is sent.
     dead: bool,
+    /// What a dynamic pool's workers were spawned from (`None` for a
+    /// static pool).
+    origin: Option<Origin>,
+    /// The workers of a reused spare group that this pool does not use
+    /// (see `spare.rs`): they idle, and go back with the group.
+    unused: Vec<Member>,
 }
 
 impl Pool {
@@ -336,16 +399,13 @@ impl Pool {
         if self.dead {
             return None;
         }
-        let dead = self
-            .workers
-            .iter()
-            .find(|w| w.pidfd.as_ref().is_some_and(liveness::has_ended))?;
+        let dead = self.workers.iter().find(|w| w.member.has_ended())?;
         let reason = format!(
             "MPI worker rank {} (pid {} on {}) died; MPI cannot replace a rank, so the \
              pool is broken",
-            dead.rank, dead.hello.pid, dead.hello.host
+            dead.member.rank, dead.member.hello.pid, dead.member.hello.host
         );
-        let rank = dead.rank;
+        let rank = dead.member.rank;
         self.dead = true;
         *self.handle.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
         let broken = || TaskError::Broken {
@@ -373,6 +433,8 @@ struct Dispatcher {
     world_workers: Option<Vec<(Rank, Hello)>>,
     /// Ranks of the world seen dead: told nothing more.
     dead_ranks: Vec<Rank>,
+    /// Spawned workers whose pools are done, kept for the next pools.
+    spares: Spares,
 }
 
 impl Dispatcher {
@@ -478,7 +540,7 @@ impl Dispatcher {
         spec: OpenSpec,
         handle: Arc<PoolHandle>,
     ) -> Result<usize, String> {
-        let (comm, ranks) = if self.world.size() > 1 {
+        let (comm, members, origin, unused) = if self.world.size() > 1 {
             if self
                 .pools
                 .values()
@@ -500,12 +562,20 @@ impl Dispatcher {
                 Some(workers) => workers.clone(),
                 None => {
                     let n = usize::try_from(self.world.size() - 1).unwrap_or(0);
-                    let workers = hellos(&comm, n)?;
+                    let workers = hellos(&SimpleCommunicator::world(), n)?;
                     self.world_workers = Some(workers.clone());
                     workers
                 }
             };
-            (comm, workers)
+            // `max_workers` of the world's ranks, or all of them; the others
+            // idle in their serve loop while this pool lasts.
+            let n = spec.workers.unwrap_or(workers.len());
+            let members = workers
+                .into_iter()
+                .take(n)
+                .map(|(rank, hello)| Member::new(rank, hello))
+                .collect();
+            (comm, members, None, Vec::new())
         } else {
             let n = spec.workers.unwrap_or_else(|| self.default_workers());
             let program = match spec.program {
@@ -513,28 +583,37 @@ impl Dispatcher {
                 None => std::env::current_exe()
                     .map_err(|e| format!("cannot find this executable to spawn: {e}"))?,
             };
-            let comm = PoolComm::Spawned(spawn(&program, n, &spec.info)?);
-            let workers = hellos(&comm, n)?;
-            (comm, workers)
+            let origin = Origin {
+                program,
+                info: spec.info,
+            };
+            let group = match self.spares.take(&origin, n) {
+                Some(group) => group,
+                None => spawn_group(&origin, n)?,
+            };
+            let mut members = group.members;
+            let unused = members.split_off(n);
+            (PoolComm::Spawned(group.comm), members, Some(origin), unused)
         };
         let mut pool = Pool {
             handle,
             comm,
-            workers: ranks
+            workers: members
                 .into_iter()
-                .map(|(rank, hello)| Worker {
-                    rank,
-                    pidfd: hello.watch(),
-                    hello,
+                .map(|member| Worker {
+                    member,
                     held: VecDeque::new(),
                     busy_since: None,
                     quick: false,
+                    refill_to: 0,
                 })
                 .collect(),
             queue: VecDeque::new(),
             closing: Vec::new(),
             shutting_down: false,
             dead: false,
+            origin,
+            unused,
         };
         if let Some(init) = spec.initializer
             && let Err(reason) = initialize(&mut pool, &init)
@@ -567,7 +646,8 @@ impl Dispatcher {
     }
 
     /// Gives each idle worker the next queued job that is not cancelled;
-    /// then, while a backlog lasts, sends jobs ahead (see [`DEPTH`]).
+    /// then, while a backlog lasts, sends jobs ahead to the workers that
+    /// have just answered (see [`DEPTH`]).
     fn dispatch(&mut self) {
         for pool in self.pools.values_mut().filter(|pool| !pool.dead) {
             let Pool {
@@ -581,10 +661,11 @@ impl Dispatcher {
                     break;
                 }
             }
-            while queue.len() >= workers.len() {
+            let saturated = workers.iter().all(|w| !w.held.is_empty());
+            while saturated && queue.len() >= workers.len() {
                 let Some(worker) = workers
                     .iter_mut()
-                    .filter(|w| w.held.len() < w.depth())
+                    .filter(|w| w.held.len() < w.refill_to.min(w.depth()))
                     .min_by_key(|w| w.held.len())
                 else {
                     break;
@@ -592,6 +673,9 @@ impl Dispatcher {
                 if !give(comm, worker, queue, AHEAD_MAX) {
                     break;
                 }
+            }
+            for worker in workers.iter_mut() {
+                worker.refill_to = 0;
             }
         }
     }
@@ -607,7 +691,7 @@ impl Dispatcher {
                 let job = pool
                     .workers
                     .iter_mut()
-                    .find(|w| w.rank == rank)
+                    .find(|w| w.member.rank == rank)
                     .and_then(Worker::answered);
                 if let Some(job) = job {
                     done.push((job, bytes));
@@ -634,7 +718,7 @@ impl Dispatcher {
             .collect();
         for id in finished {
             let pool = self.pools.remove(&id).expect("just found");
-            stop(pool, STOP);
+            finish(pool, Some(&mut self.spares));
         }
     }
 
@@ -650,9 +734,10 @@ impl Dispatcher {
                 }
             }
             if matches!(pool.comm, PoolComm::Spawned(_)) {
-                stop(pool, STOP);
+                finish(pool, None);
             }
         }
+        self.spares.stop_all();
         for rank in 1..self.world.size() {
             if !self.dead_ranks.contains(&rank) {
                 self.world
@@ -682,28 +767,77 @@ fn give(comm: &PoolComm, worker: &mut Worker, queue: &mut VecDeque<Job>, max: us
     false
 }
 
-/// Tells a pool's workers `tag` (they answer nothing more), disconnects
-/// from spawned ones, and lets the pool's shutdown waiters go. A pool with
-/// a dead worker is told nothing: a disconnect, collective, would wait for
-/// ever for the dead rank, so its intercommunicator is left as it is.
-fn stop(pool: Pool, tag: Tag) {
-    if pool.dead {
-        std::mem::forget(pool.comm);
-        drop(pool.closing);
-        return;
+/// Ends `pool`, which is done (or the process is exiting), and lets its
+/// shutdown waiters go. A static pool's ranks are told [`STOP`] and wait
+/// for the next pool. A spawned pool's group (with the workers it did not
+/// use) goes to `spares` if given, or is stopped (see `spare.rs`). A pool
+/// with a dead worker is told nothing: a disconnect, collective, would
+/// wait for ever for the dead rank, so its communicator is left as it is.
+fn finish(pool: Pool, spares: Option<&mut Spares>) {
+    let Pool {
+        comm,
+        workers,
+        closing,
+        dead,
+        origin,
+        unused,
+        ..
+    } = pool;
+    match comm {
+        _ if dead => std::mem::forget(comm),
+        PoolComm::World(world) => {
+            for worker in &workers {
+                world
+                    .process_at_rank(worker.member.rank)
+                    .send_with_tag(&[0u8; 0][..], STOP);
+            }
+        }
+        PoolComm::Spawned(comm) => {
+            let group = Group {
+                comm,
+                origin: origin.expect("a spawned pool knows its origin"),
+                members: workers
+                    .into_iter()
+                    .map(|w| w.member)
+                    .chain(unused)
+                    .collect(),
+            };
+            match spares {
+                Some(spares) => spares.put(group),
+                None => group.stop(),
+            }
+        }
     }
-    for worker in &pool.workers {
-        pool.comm.send(worker.rank, &[0u8; 0][..], tag);
+    drop(closing);
+}
+
+/// Spawns `n` workers from `origin` and waits for their hellos. If they do
+/// not all say hello, the intercommunicator is left as it is: a disconnect
+/// would wait for the workers that did not start.
+fn spawn_group(origin: &Origin, n: usize) -> Result<Group, String> {
+    *lock(&SPAWNING_SINCE) = Some(Instant::now());
+    let spawned = spawn(&origin.program, n, &origin.info);
+    *lock(&SPAWNING_SINCE) = None;
+    let comm = spawned?;
+    match hellos(&comm, n) {
+        Ok(hellos) => Ok(Group {
+            comm,
+            origin: origin.clone(),
+            members: hellos
+                .into_iter()
+                .map(|(rank, hello)| Member::new(rank, hello))
+                .collect(),
+        }),
+        Err(reason) => {
+            std::mem::forget(comm);
+            Err(reason)
+        }
     }
-    // Dropping an intercommunicator disconnects it (collective with the
-    // workers, which disconnect as they leave).
-    drop(pool.comm);
-    drop(pool.closing);
 }
 
 /// Waits for the `n` workers of a new pool to say who they are (bounded:
 /// a worker that does not start fails the pool's start).
-fn hellos(comm: &PoolComm, n: usize) -> Result<Vec<(Rank, Hello)>, String> {
+fn hellos<C: Communicator>(comm: &C, n: usize) -> Result<Vec<(Rank, Hello)>, String> {
     let deadline = Instant::now() + START_TIMEOUT;
     let mut backoff = Backoff::new(
         Duration::from_millis(1),
@@ -712,7 +846,7 @@ fn hellos(comm: &PoolComm, n: usize) -> Result<Vec<(Rank, Hello)>, String> {
     );
     let mut workers = Vec::with_capacity(n);
     while workers.len() < n {
-        match comm.probe(HELLO) {
+        match probe(comm, HELLO) {
             Some((rank, bytes)) => {
                 let hello = Hello::decode(&bytes)
                     .ok_or_else(|| format!("worker rank {rank} said an unreadable hello"))?;
@@ -748,7 +882,7 @@ fn complete(job: Job, bytes: &[u8]) {
 /// them; the first failure, if any.
 fn initialize(pool: &mut Pool, init: &InitSpec) -> Result<(), String> {
     for worker in &pool.workers {
-        pool.comm.send(worker.rank, &init.request, TASK);
+        pool.comm.send(worker.member.rank, &init.request, TASK);
     }
     let mut verdict = Ok(());
     let mut left = pool.workers.len();

@@ -22,6 +22,8 @@ mod liveness;
 mod pool;
 #[cfg(feature = "mpi")]
 mod protocol;
+#[cfg(feature = "mpi")]
+mod spare;
 
 #[cfg(feature = "mpi")]
 pub use pool::{MpiPoolBuilder, MpiPoolExecutor};

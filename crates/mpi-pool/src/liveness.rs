@@ -56,6 +56,28 @@ impl Hello {
     }
 }
 
+/// A worker rank as the client knows it: its rank, who it said it is,
+/// and a pidfd on it if it runs on this host.
+pub(crate) struct Member {
+    pub(crate) rank: mpi::topology::Rank,
+    pub(crate) hello: Hello,
+    pidfd: Option<OwnedFd>,
+}
+
+impl Member {
+    /// Opens the pidfd while the worker is known to be alive (it has just
+    /// said hello, or served the pool before).
+    pub(crate) fn new(rank: mpi::topology::Rank, hello: Hello) -> Member {
+        let pidfd = hello.watch();
+        Member { rank, hello, pidfd }
+    }
+
+    /// Whether it has been seen to end.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.pidfd.as_ref().is_some_and(has_ended)
+    }
+}
+
 /// This host's name.
 fn host_name() -> String {
     let mut buf = [0u8; 256];

@@ -12,7 +12,7 @@ use concurrent_futures_core::{
 };
 use concurrent_futures_task_wire::client::{self, Pending, Sink};
 use concurrent_futures_task_wire::{codec, registry, wire};
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::dispatcher::{self, Command, InitSpec, Job, OpenSpec, PoolHandle, Runtime};
 
@@ -42,6 +42,14 @@ fn pending<T>() -> (TaskFuture<T>, Completer<T>) {
     completer.set_inline_hook(Arc::clone(HOOK.get_or_init(|| Arc::new(AwaitReply))));
     (fut, completer)
 }
+
+/// How long `build()` waits for a spawn by default (see
+/// [`MpiPoolBuilder::spawn_timeout`]).
+const SPAWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a `build()` that waits for its pool looks whether the spawn
+/// is stuck.
+const SPAWN_POLL: Duration = Duration::from_millis(100);
 
 /// Pool ids, unique in the process.
 static NEXT_POOL: AtomicUsize = AtomicUsize::new(0);
@@ -95,6 +103,18 @@ static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
 ///   first `build()` and finalized when the process exits; a program must
 ///   not initialize MPI itself.
 /// * Dropping the pool is `shutdown(wait = true)`.
+/// * Workers outlive their pool, in both modes. A static launch's ranks
+///   serve one pool after another. In the dynamic mode, a pool that is shut
+///   down leaves its spawned workers connected and idle, and the next pool
+///   that needs no more of them (same worker program, same
+///   [`info`](MpiPoolBuilder::info) keys) is served by them instead of
+///   spawning; they are stopped when the process exits. A spawn costs
+///   hundreds of milliseconds, and Open MPI 4.1 built against an external
+///   PMIx 4.x (Debian's and Ubuntu's packages) hangs in a few percent of
+///   spawns (openpmix/openpmix#2735), so a program that opens many pools
+///   spawns once. What a worker's process holds (globals an earlier pool's
+///   initializer or tasks set) is still there for the next pool; each
+///   pool's initializer runs on each of its workers.
 pub struct MpiPoolExecutor {
     id: usize,
     runtime: &'static Runtime,
@@ -125,12 +145,15 @@ pub struct MpiPoolBuilder {
     program: Option<PathBuf>,
     info: Vec<(String, String)>,
     initializer: Option<Result<InitSpec, ConfigError>>,
+    spawn_timeout: Duration,
 }
 
 impl MpiPoolBuilder {
-    /// How many workers to spawn in the dynamic mode; at least 1. Default:
-    /// the MPI universe size minus one, or 1 (as mpi4py). A static pool
-    /// has every rank but rank 0, whatever this says.
+    /// How many workers the pool has; at least 1. Dynamic mode: how many
+    /// to spawn (or to reuse: see [`MpiPoolExecutor`]); default the MPI
+    /// universe size minus one, or 1 (as mpi4py). Static mode: how many of
+    /// the ranks other than 0 serve the pool (the first ones; the others
+    /// idle meanwhile); default, and at most, all of them.
     pub fn max_workers(mut self, n: usize) -> Self {
         self.max_workers = Some(n);
         self
@@ -149,6 +172,15 @@ impl MpiPoolBuilder {
     /// your MPI's `MPI_Comm_spawn` manual. May be given several times.
     pub fn info(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.info.push((key.into(), value.into()));
+        self
+    }
+
+    /// How long `build()` waits for `MPI_Comm_spawn` to return before it
+    /// fails (dynamic mode; default 60 s). A spawn that does not return
+    /// leaves the process's MPI thread stuck in it: this pool and every
+    /// later one fail with the reason, and the program can end.
+    pub fn spawn_timeout(mut self, timeout: Duration) -> Self {
+        self.spawn_timeout = timeout;
         self
     }
 
@@ -195,6 +227,9 @@ impl MpiPoolBuilder {
         }
         let initializer = self.initializer.transpose()?;
         let runtime = dispatcher::runtime().map_err(ConfigError::new)?;
+        if let Some(reason) = dispatcher::spawn_stuck(self.spawn_timeout) {
+            return Err(ConfigError::new(reason));
+        }
         let id = NEXT_POOL.fetch_add(1, Ordering::Relaxed);
         let handle = Arc::new(PoolHandle::default());
         let (reply, answer) = crossbeam_channel::bounded(1);
@@ -212,10 +247,21 @@ impl MpiPoolBuilder {
                 reply,
             })
             .map_err(|_| ConfigError::new("the MPI thread has ended"))?;
-        let workers = answer
-            .recv()
-            .map_err(|_| ConfigError::new("the MPI thread has ended"))?
-            .map_err(ConfigError::new)?;
+        // Bounded while a spawn lasts (see `spawn_timeout`); the rest of
+        // the start (the hellos, the initializer) has no bound here.
+        let workers = loop {
+            match answer.recv_timeout(SPAWN_POLL) {
+                Ok(opened) => break opened.map_err(ConfigError::new)?,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(reason) = dispatcher::spawn_stuck(self.spawn_timeout) {
+                        return Err(ConfigError::new(reason));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(ConfigError::new("the MPI thread has ended"));
+                }
+            }
+        };
         Ok(MpiPoolExecutor {
             id,
             runtime,
@@ -234,6 +280,7 @@ impl MpiPoolExecutor {
             program: None,
             info: Vec::new(),
             initializer: None,
+            spawn_timeout: SPAWN_TIMEOUT,
         }
     }
 
