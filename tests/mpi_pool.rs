@@ -3,8 +3,8 @@
 //!
 //! * dynamic: run the binary as it is (a singleton), and the pool spawns
 //!   its workers (`cargo test --features mpi --test mpi_pool`);
-//! * static: `mpirun -n 3 <this binary>`: rank 0 runs the checks on a pool
-//!   of the two other ranks.
+//! * static: `mpirun -n 4 <this binary>`: rank 0 runs the checks on a pool
+//!   of the three other ranks.
 //!
 //! MPI is initialized once per process and a static launch serves one pool
 //! at a time, so this is one `main` (`harness = false`) that runs its
@@ -34,12 +34,6 @@ fn fib(n: u32) -> u64 {
     } else {
         fib(n - 1) + fib(n - 2)
     }
-}
-
-/// The worker's pid: which process ran the task.
-#[task]
-fn whoami(_: ()) -> u32 {
-    std::process::id()
 }
 
 #[task]
@@ -110,13 +104,17 @@ fn refuse_to_start(why: String) -> Result<(), String> {
     Err(why)
 }
 
+/// The first pool's size: the seeds' fib on 3 workers. A static launch
+/// needs `mpirun -n 4`.
+const WORKERS: usize = 3;
+
 /// One check on the shared pool.
 type Check = fn(&MpiPoolExecutor);
 
 fn main() {
     let started = Instant::now();
     let pool = MpiPoolExecutor::builder()
-        .max_workers(2)
+        .max_workers(WORKERS)
         .build()
         .expect("an MPI pool");
     // Only rank 0 (or the singleton) gets here.
@@ -215,13 +213,22 @@ fn chunked_map_with_a_failing_item(pool: &MpiPoolExecutor) {
     assert!(results[7].is_err());
 }
 
-/// The pids of the pool's workers, seen through tasks.
+/// The pid of every worker of the pool: one blocking task each, all held
+/// at once (a worker runs one task at a time, so they are as many
+/// processes).
 fn worker_pids(pool: &MpiPoolExecutor) -> BTreeSet<u32> {
-    let futures: Vec<_> = (0..50).map(|_| pool.submit(whoami, ()).unwrap()).collect();
-    futures
+    let gate = Gate::new();
+    let futures: Vec<_> = (0..pool.max_workers())
+        .map(|_| pool.submit(block, gate.gate_ref()).unwrap())
+        .collect();
+    gate.wait_for_arrivals(pool.max_workers());
+    gate.open();
+    let pids: BTreeSet<u32> = futures
         .iter()
         .map(|f| *f.result_timeout(SHORT_TIMEOUT).unwrap())
-        .collect()
+        .collect();
+    assert_eq!(pids.len(), pool.max_workers(), "{pids:?}");
+    pids
 }
 
 fn panic_fails_one_future(pool: &MpiPoolExecutor) {
@@ -349,7 +356,7 @@ fn alive(pid: u32) -> bool {
 /// the first pool left idle. A dynamic pool that needs more spawns, and
 /// the smaller idle group is stopped: its processes end.
 fn workers_outlive_pools(first: &BTreeSet<u32>, dynamic: bool) {
-    for n in [1, 2] {
+    for n in [1, WORKERS] {
         let pool = MpiPoolExecutor::builder().max_workers(n).build().unwrap();
         assert_eq!(pool.max_workers(), n);
         let pids = worker_pids(&pool);
@@ -358,15 +365,19 @@ fn workers_outlive_pools(first: &BTreeSet<u32>, dynamic: bool) {
             "{n} workers: {pids:?}, first {first:?}"
         );
     }
-    let pool = MpiPoolExecutor::builder().max_workers(3).build().unwrap();
-    let pids = worker_pids(&pool);
+    let pool = MpiPoolExecutor::builder()
+        .max_workers(WORKERS + 1)
+        .build()
+        .unwrap();
     if !dynamic {
         // At most the world's other ranks.
-        assert_eq!(pool.max_workers(), 2);
+        assert_eq!(pool.max_workers(), WORKERS);
+        let pids = worker_pids(&pool);
         assert!(pids.is_subset(first), "{pids:?}, first {first:?}");
         return;
     }
-    assert_eq!(pool.max_workers(), 3);
+    assert_eq!(pool.max_workers(), WORKERS + 1);
+    let pids = worker_pids(&pool);
     assert!(pids.is_disjoint(first), "{pids:?}, first {first:?}");
     let deadline = Instant::now() + SHORT_TIMEOUT;
     while first.iter().any(|&pid| alive(pid)) {
@@ -379,7 +390,10 @@ fn workers_outlive_pools(first: &BTreeSet<u32>, dynamic: bool) {
     drop(pool);
     let pool = MpiPoolExecutor::builder().max_workers(2).build().unwrap();
     let again = worker_pids(&pool);
-    assert!(again.is_subset(&pids), "{again:?}, the group of 3 {pids:?}");
+    assert!(
+        again.is_subset(&pids),
+        "{again:?}, the bigger group {pids:?}"
+    );
 }
 
 fn initializer_runs_on_every_worker() {
