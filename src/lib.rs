@@ -46,8 +46,8 @@
 
 pub use concurrent_futures_core::{
     AsCompleted, Awaiting, AwaitingRef, Completer, ConfigError, DoneAndNotDone, Executor,
-    FutureState, InitResult, InlineRun, Map, MapOptions, Outcome, Payload, ReturnWhen, TaskError,
-    TaskFuture, Waitable, Waiter, as_completed, catch_panic, panic_message,
+    FutureState, InitResult, InlineRun, Map, MapOptions, MapUnordered, Outcome, Payload,
+    ReturnWhen, TaskError, TaskFuture, Waitable, Waiter, as_completed, catch_panic, panic_message,
     set_callback_panic_handler, wait,
 };
 /// Marks a function `fn(A) -> R` as a task that a [`ProcessPoolExecutor`]

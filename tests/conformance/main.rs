@@ -5,7 +5,8 @@
 //! * `<executor>::executor::*`, `::test_wait::*`, `::test_as_completed::*`,
 //!   `::test_shutdown::*`, `::test_init::*`, `::test_deadlock::*`: the
 //!   generic suite in `generic/`, written once for any `Executor` and
-//!   instantiated per executor by [`executor_suite!`].
+//!   instantiated per executor by [`executor_suite!`]; `::map_unordered::*`
+//!   (not in CPython's suite) follows the same rules.
 //! * `test_thread_pool::*`: what only a thread pool can check (thread
 //!   names, worker counts, closures, initializer closures, waits from
 //!   inside the pool).
@@ -169,6 +170,14 @@ macro_rules! executor_suite {
             test_hang_gh83386,
             test_hang_gh94440,
             test_context_manager_shutdown,
+        ]);
+        suite_module!($make, map_unordered: [
+            test_every_item_once,
+            test_done_first,
+            test_failing_item,
+            test_endless_input,
+            test_drop_cancels_queued,
+            test_timeout,
         ]);
         suite_module!($make, test_deadlock: [
             test_error_during_func_exec_on_worker,

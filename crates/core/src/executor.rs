@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{TaskError, TaskFuture};
+use crate::sync::Arc;
+use crate::unordered::MapUnordered;
+use crate::{Outcome, TaskError, TaskFuture, Waitable, Waiter};
 
 /// What a task's argument and result must be so that any executor can carry
 /// them, a process pool included: encodable with serde, shareable between
@@ -174,6 +176,77 @@ pub trait Executor {
     {
         Map::new(self, f, items.into_iter(), options)
     }
+
+    /// Like [`map`](Self::map), but yields each result as soon as it is
+    /// done, with the index of its input item: multiprocessing's
+    /// `imap_unordered`, mpi4py's `map(..., unordered=True)`. The same lazy
+    /// window (the input is read at most that far ahead, so an endless
+    /// input is fine), one `Result` per item (a failing item does not end
+    /// the iteration), and dropping the iterator cancels what is still
+    /// queued.
+    ///
+    /// ```
+    /// use concurrent_futures_core::Executor;
+    /// # use concurrent_futures_core::doc_support::Inline as Pool;
+    /// # let pool = Pool;
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let mut squares: Vec<(usize, u64)> = pool
+    ///     .map_unordered(square, [3, 1, 2])
+    ///     .map(|(i, r)| (i, r.unwrap()))
+    ///     .collect();
+    /// squares.sort(); // in completion order until sorted
+    /// assert_eq!(squares, [(0, 9), (1, 1), (2, 4)]);
+    /// ```
+    fn map_unordered<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+    ) -> MapUnordered<'_, Self, A, R, I::IntoIter>
+    where
+        Self: Sized,
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        MapUnordered::new(self, f, items.into_iter(), MapOptions::new())
+    }
+
+    /// [`map_unordered`](Self::map_unordered) with a deadline, a window
+    /// size or a chunk size (see [`MapOptions`]). Items of one chunk come
+    /// out together, in input order.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{Executor, MapOptions};
+    /// # use concurrent_futures_core::doc_support::Inline as Pool;
+    /// # let pool = Pool;
+    /// fn inverse(x: i32) -> i32 {
+    ///     100 / x
+    /// }
+    ///
+    /// let opts = MapOptions::new().chunksize(2).unwrap();
+    /// let mut results: Vec<_> = pool.map_unordered_with(inverse, [1, 0, 4], opts).collect();
+    /// results.sort_by_key(|(i, _)| *i);
+    /// assert_eq!(results[0], (0, Ok(100)));
+    /// assert!(results[1].1.is_err()); // item 1 panicked; the others ran
+    /// assert_eq!(results[2], (2, Ok(25)));
+    /// ```
+    fn map_unordered_with<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        options: MapOptions,
+    ) -> MapUnordered<'_, Self, A, R, I::IntoIter>
+    where
+        Self: Sized,
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        MapUnordered::new(self, f, items.into_iter(), options)
+    }
 }
 
 /// Forwards the trait through a pointer type, so generic code can take a
@@ -221,7 +294,7 @@ forward_executor!(&E, std::sync::Arc<E>);
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MapOptions {
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     buffersize: Option<usize>,
     chunksize: Option<usize>,
 }
@@ -264,17 +337,130 @@ impl MapOptions {
     }
 }
 
-enum Slot<R> {
+/// One task of a `map`: a single item, or a chunk of `n` items.
+pub(crate) enum Slot<R> {
     One(TaskFuture<R>),
     Chunk(TaskFuture<Vec<Result<R, TaskError>>>, usize),
 }
 
 impl<R> Slot<R> {
-    fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         match self {
             Slot::One(f) => f.cancel(),
             Slot::Chunk(f, _) => f.cancel(),
         };
+    }
+
+    /// How many input items it carries.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Slot::One(_) => 1,
+            Slot::Chunk(_, n) => *n,
+        }
+    }
+
+    /// A chunk's outcome as one result per item: the chunk's own error,
+    /// if it failed as a whole, repeated for each of its `n` items.
+    fn unpack(
+        outcome: Result<Vec<Result<R, TaskError>>, TaskError>,
+        n: usize,
+    ) -> Vec<Result<R, TaskError>> {
+        match outcome {
+            Ok(results) => results,
+            Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    /// The results of a slot that is done, one per item.
+    pub(crate) fn into_results(self) -> Vec<Result<R, TaskError>> {
+        match self {
+            Slot::One(f) => vec![f.into_result()],
+            Slot::Chunk(f, n) => Slot::unpack(f.into_result(), n),
+        }
+    }
+
+    pub(crate) fn register(&self, waiter: &Arc<Waiter>, token: usize) -> Option<Outcome> {
+        match self {
+            Slot::One(f) => f.register(waiter, token),
+            Slot::Chunk(f, _) => f.register(waiter, token),
+        }
+    }
+
+    pub(crate) fn unregister(&self, waiter: &Arc<Waiter>) {
+        match self {
+            Slot::One(f) => f.unregister(waiter),
+            Slot::Chunk(f, _) => f.unregister(waiter),
+        }
+    }
+
+    pub(crate) fn run_inline(&self) -> bool {
+        match self {
+            Slot::One(f) => f.try_run_inline(),
+            Slot::Chunk(f, _) => f.try_run_inline(),
+        }
+    }
+}
+
+/// The submitting half of `map` and `map_unordered`: reads the input, a
+/// chunk at a time when `chunksize > 1`, and submits it.
+pub(crate) struct Feed<'a, E, A, R, I> {
+    executor: &'a E,
+    f: fn(A) -> R,
+    items: I,
+    chunksize: usize,
+    input_done: bool,
+}
+
+impl<'a, E, A, R, I> Feed<'a, E, A, R, I>
+where
+    E: Executor,
+    A: Payload,
+    R: Payload,
+    I: Iterator<Item = A>,
+{
+    pub(crate) fn new(executor: &'a E, f: fn(A) -> R, items: I, options: &MapOptions) -> Self {
+        Feed {
+            executor,
+            f,
+            items,
+            chunksize: options.chunksize.unwrap_or(1),
+            input_done: false,
+        }
+    }
+
+    /// How many tasks may be in flight: the option, or the default window.
+    pub(crate) fn window(&self, options: &MapOptions) -> usize {
+        options.buffersize.unwrap_or_else(|| {
+            (DEFAULT_WINDOW_PER_WORKER * self.executor.max_workers()).max(MIN_DEFAULT_WINDOW)
+        })
+    }
+
+    /// Submits the next item (or chunk): `None` once the input is done. A
+    /// refused submit loses the items it was given.
+    pub(crate) fn submit_next(&mut self) -> Option<Result<Slot<R>, TaskError>> {
+        if self.input_done {
+            return None;
+        }
+        if self.chunksize == 1 {
+            let Some(item) = self.items.next() else {
+                self.input_done = true;
+                return None;
+            };
+            return Some(self.executor.submit(self.f, item).map(Slot::One));
+        }
+        let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
+        if chunk.len() < self.chunksize {
+            self.input_done = true;
+        }
+        if chunk.is_empty() {
+            return None;
+        }
+        let n = chunk.len();
+        Some(
+            self.executor
+                .submit_chunk(self.f, chunk)
+                .map(|f| Slot::Chunk(f, n)),
+        )
     }
 }
 
@@ -295,11 +481,7 @@ impl<R> Slot<R> {
 /// assert_eq!(results[2], Ok(25));
 /// ```
 pub struct Map<'a, E, A, R, I> {
-    executor: &'a E,
-    f: fn(A) -> R,
-    items: I,
-    input_done: bool,
-    chunksize: usize,
+    feed: Feed<'a, E, A, R, I>,
     window_cap: usize,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
@@ -318,15 +500,10 @@ where
     I: Iterator<Item = A>,
 {
     fn new(executor: &'a E, f: fn(A) -> R, items: I, options: MapOptions) -> Self {
-        let window_cap = options.buffersize.unwrap_or_else(|| {
-            (DEFAULT_WINDOW_PER_WORKER * executor.max_workers()).max(MIN_DEFAULT_WINDOW)
-        });
+        let feed = Feed::new(executor, f, items, &options);
+        let window_cap = feed.window(&options);
         let mut map = Map {
-            executor,
-            f,
-            items,
-            input_done: false,
-            chunksize: options.chunksize.unwrap_or(1),
+            feed,
             window_cap,
             timeout: options.timeout,
             deadline: options.timeout.and_then(crate::future::deadline_after),
@@ -342,35 +519,14 @@ where
 
     /// Submits until the window is full or the input ends.
     fn fill(&mut self) {
-        while !self.input_done && self.submit_error.is_none() && self.window.len() < self.window_cap
-        {
-            let submitted = if self.chunksize == 1 {
-                match self.items.next() {
-                    None => {
-                        self.input_done = true;
-                        break;
-                    }
-                    Some(item) => self.executor.submit(self.f, item).map(Slot::One),
-                }
-            } else {
-                let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
-                if chunk.len() < self.chunksize {
-                    self.input_done = true;
-                }
-                if chunk.is_empty() {
-                    break;
-                }
-                let n = chunk.len();
-                self.executor
-                    .submit_chunk(self.f, chunk)
-                    .map(|f| Slot::Chunk(f, n))
-            };
-            match submitted {
-                Ok(slot) => {
+        while self.submit_error.is_none() && self.window.len() < self.window_cap {
+            match self.feed.submit_next() {
+                None => break,
+                Some(Ok(slot)) => {
                     self.submitted += 1;
                     self.window.push_back(slot);
                 }
-                Err(e) => self.submit_error = Some(e),
+                Some(Err(e)) => self.submit_error = Some(e),
             }
         }
     }
@@ -400,19 +556,12 @@ where
         let outcome = match slot {
             Slot::One(f) => f.into_result_until(self.deadline).map_err(Slot::One),
             Slot::Chunk(f, n) => match f.into_result_until(self.deadline) {
-                Ok(Ok(results)) => {
-                    self.unpacked.extend(results);
+                Ok(outcome) => {
+                    self.unpacked.extend(Slot::unpack(outcome, n));
                     match self.unpacked.pop_front() {
                         Some(r) => Ok(r),
                         // An executor gave back an empty chunk: go on with
                         // the next one rather than end the iteration.
-                        None => return self.next(),
-                    }
-                }
-                Ok(Err(e)) => {
-                    self.unpacked.extend((0..n).map(|_| Err(e.clone())));
-                    match self.unpacked.pop_front() {
-                        Some(r) => Ok(r),
                         None => return self.next(),
                     }
                 }

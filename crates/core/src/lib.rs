@@ -20,6 +20,7 @@ mod error;
 mod executor;
 mod future;
 mod sync;
+mod unordered;
 mod wait;
 
 pub use error::{InitResult, TaskError, catch_panic, panic_message};
@@ -30,6 +31,7 @@ pub use future::{
     Awaiting, AwaitingRef, Completer, FutureState, InlineRun, TaskFuture,
     set_callback_panic_handler,
 };
+pub use unordered::MapUnordered;
 pub use wait::{
     AsCompleted, DoneAndNotDone, Outcome, ReturnWhen, Waitable, Waiter, as_completed, wait,
 };

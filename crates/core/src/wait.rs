@@ -81,7 +81,7 @@ impl Waiter {
     }
 
     /// Takes the news, blocking until there is some or `deadline` passes.
-    fn next(&self, deadline: Option<Instant>) -> Option<(usize, Outcome)> {
+    pub(crate) fn next(&self, deadline: Option<Instant>) -> Option<(usize, Outcome)> {
         let mut state = sync::lock(&self.state);
         loop {
             if let Some(item) = state.ready.pop_front() {

@@ -18,6 +18,7 @@ use std::hash::Hash;
 use concurrent_futures::{ConfigError, TaskError};
 
 pub mod executor;
+pub mod map_unordered;
 pub mod test_as_completed;
 pub mod test_deadlock;
 pub mod test_init;
