@@ -18,7 +18,8 @@
 //! `OMPI_MCA_rmaps_base_oversubscribe=1`.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use concurrent_futures::{Executor, MpiPoolExecutor, TaskError, task};
@@ -89,6 +90,19 @@ fn child(scenario: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().expect("this test binary"));
     command.env(SCENARIO, scenario);
     command
+}
+
+/// `child`'s output once it has ended (read as it comes, so a full pipe
+/// cannot stall it); panics if it runs past [`SHORT_TIMEOUT`].
+fn output_within(child: Child, what: &str) -> Output {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(SHORT_TIMEOUT) {
+        Ok(output) => output.expect("wait for the child"),
+        Err(_) => panic!("{what} did not end within {SHORT_TIMEOUT:?}"),
+    }
 }
 
 /// The pids of every process whose executable is this test binary, but
@@ -193,19 +207,9 @@ fn a_dying_rank_ends_a_static_job() {
         .env(SCENARIO, "rank-dies")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut job = mpirun.spawn().expect("mpirun (Open MPI installed)");
-    let deadline = Instant::now() + SHORT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = job.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the static job did not end within {SHORT_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = job.wait_with_output().unwrap();
+    let job = mpirun.spawn().expect("mpirun (Open MPI installed)");
+    let out = output_within(job, "the static job");
+    let status = out.status;
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Open MPI ends the job when a process dies: the client may have seen
     // its futures fail first (then it says so), or be ended before.
@@ -308,23 +312,13 @@ fn spawn_stuck_child() {
 }
 
 fn a_stuck_spawn_fails_build() {
-    let mut client = child("spawn-stuck")
+    let client = child("spawn-stuck")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run the scenario");
-    let deadline = Instant::now() + SHORT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = client.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the client with a stuck spawn did not end within {SHORT_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = client.wait_with_output().unwrap();
+    let out = output_within(client, "the client with a stuck spawn");
+    let status = out.status;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         status.success(),
