@@ -35,6 +35,7 @@
 //! | `CF_BENCH_PY_CALLS` | 300 | the same, mpi4py |
 
 use std::fmt::Write as _;
+use std::num::NonZeroUsize;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -104,7 +105,7 @@ fn measure<E: Executor>(pool: &E, startup: Duration) -> Figures {
     let per_task_ns = t.elapsed().as_nanos() as f64 / tasks as f64;
     drop(futures);
     let t = Instant::now();
-    let opts = MapOptions::new().chunksize(1000).unwrap();
+    let opts = MapOptions::new().chunksize(NonZeroUsize::new(1000).unwrap());
     let n = pool
         .map_with(noop, 0..items, opts)
         .filter(Result::is_ok)

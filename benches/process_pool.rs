@@ -93,6 +93,7 @@ use std::env;
 use std::fmt::{self, Write as _};
 use std::hint::black_box;
 use std::io::{Read, Write};
+use std::num::NonZeroUsize;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -396,7 +397,7 @@ fn per_task(pool: &ProcessPoolExecutor, n: u64) -> Duration {
 }
 
 fn map_chunked(pool: &ProcessPoolExecutor, n: u64) -> Duration {
-    let options = MapOptions::new().chunksize(CHUNKSIZE).expect("chunksize");
+    let options = MapOptions::new().chunksize(NonZeroUsize::new(CHUNKSIZE).expect("chunksize"));
     let start = Instant::now();
     let sum: u64 = pool
         .map_with(noop, 0..n, options)

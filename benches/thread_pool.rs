@@ -54,6 +54,7 @@ mod common;
 use std::env;
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -254,7 +255,7 @@ fn ours_map(p: &Pools, n: u64) -> Duration {
 }
 
 fn ours_map_chunked(p: &Pools, n: u64) -> Duration {
-    let options = MapOptions::new().chunksize(CHUNKSIZE).expect("chunksize");
+    let options = MapOptions::new().chunksize(NonZeroUsize::new(CHUNKSIZE).expect("chunksize"));
     let start = Instant::now();
     let sum: u64 = p
         .ours

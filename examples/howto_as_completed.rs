@@ -10,7 +10,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use concurrent_futures::{Executor, ThreadPoolExecutor, as_completed};
+use concurrent_futures::{ThreadPoolExecutor, as_completed};
 
 /// The seeds' `get_html(times)`, at 100 ms per Python second.
 fn get_html(times: u64) -> u64 {

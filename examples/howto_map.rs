@@ -7,6 +7,7 @@
 //! cargo run --release --example howto_map
 //! ```
 
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use concurrent_futures::{
@@ -47,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     map_urls(&processes, "processes")?;
 
     // chunksize: 20 items in chunks of 5, 4 messages in all; still in order.
-    let opts = MapOptions::new().chunksize(5)?;
+    let opts = MapOptions::new().chunksize(NonZeroUsize::new(5).unwrap());
     let squares = processes
         .map_with(square, 1..=20, opts)
         .collect::<Result<Vec<_>, _>>()?;

@@ -13,7 +13,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use concurrent_futures::{Executor, TaskError, ThreadPoolExecutor};
+use concurrent_futures::{TaskError, ThreadPoolExecutor};
 
 /// The seeds' `get_html(times)`, at 100 ms per Python second.
 fn get_html(times: u64) -> u64 {

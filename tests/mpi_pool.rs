@@ -14,6 +14,7 @@
 //! machine with fewer cores than processes `OMPI_MCA_rmaps_base_oversubscribe=1`.
 
 use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use concurrent_futures::{
@@ -196,7 +197,7 @@ fn fib_values(pool: &MpiPoolExecutor) {
 }
 
 fn chunked_map_with_a_failing_item(pool: &MpiPoolExecutor) {
-    let opts = MapOptions::new().chunksize(4).unwrap();
+    let opts = MapOptions::new().chunksize(NonZeroUsize::new(4).unwrap());
     let results: Vec<Result<u64, TaskError>> =
         pool.map_with(double_unless_seven, 0..20, opts).collect();
     assert_eq!(results.len(), 20);

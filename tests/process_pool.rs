@@ -8,6 +8,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
+use std::num::NonZeroUsize;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -110,7 +111,7 @@ fn a_backlog_of_100_000_tasks_holds_no_descriptors() {
 fn map_with_a_chunksize_keeps_order_and_fails_items_alone() {
     for method in METHODS {
         let pool = pool(method, 2);
-        let opts = MapOptions::new().chunksize(7).unwrap();
+        let opts = MapOptions::new().chunksize(NonZeroUsize::new(7).unwrap());
         let doubled: Vec<u64> = pool
             .map_with(double, 0..1000, opts)
             .map(Result::unwrap)

@@ -6,10 +6,11 @@
 //!   `::test_shutdown::*`, `::test_init::*`, `::test_deadlock::*`: the
 //!   generic suite in `generic/`, written once for any `Executor` and
 //!   instantiated per executor by [`executor_suite!`]; `::map_unordered::*`
-//!   (not in CPython's suite) follows the same rules.
+//!   and `::test_panics::*` (not in CPython's suite) follow the same rules.
 //! * `test_thread_pool::*`: what only a thread pool can check (thread
 //!   names, worker counts, closures, initializer closures, waits from
-//!   inside the pool).
+//!   inside the pool); `test_closures::*`: its own `submit`, `map` and
+//!   `map_unordered` over closures and plain types.
 //!
 //! Adding an executor is one `executor_suite!` line at the bottom of this
 //! file. Its tasks are the plain functions of `tasks.rs`.
@@ -19,6 +20,7 @@ mod support;
 
 mod generic;
 mod tasks;
+mod test_closures;
 mod test_future;
 mod test_thread_pool;
 
@@ -179,6 +181,7 @@ macro_rules! executor_suite {
             test_drop_cancels_queued,
             test_timeout,
         ]);
+        suite_module!($make, test_panics: [test_panic_payload]);
         suite_module!($make, test_deadlock: [
             test_error_during_func_exec_on_worker,
             test_shutdown_deadlock,

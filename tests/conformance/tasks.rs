@@ -101,6 +101,12 @@ pub fn fail_with_timeout_message(x: i32) -> i32 {
     x
 }
 
+/// The id of the process that runs the task.
+#[task]
+pub fn process_id(_: ()) -> u32 {
+    std::process::id()
+}
+
 /// Panics with "RuntimeError" (CPython's `_raise_error(RuntimeError)`).
 #[task]
 pub fn raise_error(_: ()) -> i64 {

@@ -3,6 +3,7 @@
 //! per-worker memory limit dies alone (`WorkerDied`, SIGABRT); in both
 //! cases the pool replaces the worker and every other future completes.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use concurrent_futures::{Executor, MapOptions, ProcessPoolExecutor, StartMethod, TaskError};
@@ -125,7 +126,7 @@ fn a_chunk_gets_the_limit_per_item(method: StartMethod) {
         .task_timeout(Duration::from_millis(150))
         .build()
         .unwrap();
-    let options = MapOptions::new().chunksize(4).unwrap();
+    let options = MapOptions::new().chunksize(NonZeroUsize::new(4).unwrap());
     let naps: Vec<u64> = pool
         .map_with(tasks::nap, vec![60_u64; 4], options)
         .map(Result::unwrap)

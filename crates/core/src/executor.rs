@@ -3,14 +3,15 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::sync::Arc;
+use crate::feed::{Feed, FnTasks, MapTasks, Slot};
 use crate::unordered::MapUnordered;
-use crate::{Outcome, TaskError, TaskFuture, Waitable, Waiter};
+use crate::{TaskError, TaskFuture};
 
 /// What a task's argument and result must be so that any executor can carry
 /// them, a process pool included: encodable with serde, shareable between
@@ -137,19 +138,20 @@ pub trait Executor {
     /// `Result`: a failing item neither ends the iteration nor cancels the
     /// rest (as CPython 3.15 decided in gh-108518). Dropping the iterator
     /// cancels the tasks still queued.
-    fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<'_, Self, A, R, I::IntoIter>
+    fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<FnTasks<'_, Self, A, R>, R, I::IntoIter>
     where
         Self: Sized,
         A: Payload,
         R: Payload,
         I: IntoIterator<Item = A>,
     {
-        Map::new(self, f, items.into_iter(), MapOptions::new())
+        Map::new(FnTasks::new(self, f), items.into_iter(), MapOptions::new())
     }
 
     /// [`map`](Self::map) with a deadline, a window size or a chunk size.
     ///
     /// ```
+    /// use std::num::NonZeroUsize;
     /// use concurrent_futures_core::{Executor, MapOptions};
     /// # use concurrent_futures_core::doc_support::Inline as Pool;
     /// # let pool = Pool;
@@ -157,7 +159,9 @@ pub trait Executor {
     ///     s.len()
     /// }
     ///
-    /// let opts = MapOptions::new().buffersize(4).unwrap().chunksize(16).unwrap();
+    /// let opts = MapOptions::new()
+    ///     .buffersize(NonZeroUsize::new(4).unwrap())
+    ///     .chunksize(NonZeroUsize::new(16).unwrap());
     /// let words = ["a", "bb", "ccc"].map(String::from);
     /// let lengths: Vec<usize> = pool.map_with(len, words, opts).map(Result::unwrap).collect();
     /// assert_eq!(lengths, [1, 2, 3]);
@@ -167,14 +171,14 @@ pub trait Executor {
         f: fn(A) -> R,
         items: I,
         options: MapOptions,
-    ) -> Map<'_, Self, A, R, I::IntoIter>
+    ) -> Map<FnTasks<'_, Self, A, R>, R, I::IntoIter>
     where
         Self: Sized,
         A: Payload,
         R: Payload,
         I: IntoIterator<Item = A>,
     {
-        Map::new(self, f, items.into_iter(), options)
+        Map::new(FnTasks::new(self, f), items.into_iter(), options)
     }
 
     /// Like [`map`](Self::map), but yields each result as soon as it is
@@ -204,14 +208,14 @@ pub trait Executor {
         &self,
         f: fn(A) -> R,
         items: I,
-    ) -> MapUnordered<'_, Self, A, R, I::IntoIter>
+    ) -> MapUnordered<FnTasks<'_, Self, A, R>, R, I::IntoIter>
     where
         Self: Sized,
         A: Payload,
         R: Payload,
         I: IntoIterator<Item = A>,
     {
-        MapUnordered::new(self, f, items.into_iter(), MapOptions::new())
+        MapUnordered::new(FnTasks::new(self, f), items.into_iter(), MapOptions::new())
     }
 
     /// [`map_unordered`](Self::map_unordered) with a deadline, a window
@@ -219,6 +223,7 @@ pub trait Executor {
     /// out together, in input order.
     ///
     /// ```
+    /// use std::num::NonZeroUsize;
     /// use concurrent_futures_core::{Executor, MapOptions};
     /// # use concurrent_futures_core::doc_support::Inline as Pool;
     /// # let pool = Pool;
@@ -226,7 +231,7 @@ pub trait Executor {
     ///     100 / x
     /// }
     ///
-    /// let opts = MapOptions::new().chunksize(2).unwrap();
+    /// let opts = MapOptions::new().chunksize(NonZeroUsize::new(2).unwrap());
     /// let mut results: Vec<_> = pool.map_unordered_with(inverse, [1, 0, 4], opts).collect();
     /// results.sort_by_key(|(i, _)| *i);
     /// assert_eq!(results[0], (0, Ok(100)));
@@ -238,14 +243,14 @@ pub trait Executor {
         f: fn(A) -> R,
         items: I,
         options: MapOptions,
-    ) -> MapUnordered<'_, Self, A, R, I::IntoIter>
+    ) -> MapUnordered<FnTasks<'_, Self, A, R>, R, I::IntoIter>
     where
         Self: Sized,
         A: Payload,
         R: Payload,
         I: IntoIterator<Item = A>,
     {
-        MapUnordered::new(self, f, items.into_iter(), options)
+        MapUnordered::new(FnTasks::new(self, f), items.into_iter(), options)
     }
 }
 
@@ -284,19 +289,25 @@ forward_executor!(&E, std::sync::Arc<E>);
 /// `chunksize`.
 ///
 /// ```
-/// use concurrent_futures_core::MapOptions;
+/// use std::num::NonZeroUsize;
 /// use std::time::Duration;
+/// use concurrent_futures_core::MapOptions;
 ///
-/// let opts = MapOptions::new().timeout(Duration::from_secs(5));
-/// assert!(MapOptions::new().chunksize(0).is_err());
-/// assert!(MapOptions::new().buffersize(0).is_err());
+/// const CHUNK: NonZeroUsize = NonZeroUsize::new(100).unwrap();
+/// let opts = MapOptions::new()
+///     .timeout(Duration::from_secs(5))
+///     .chunksize(CHUNK)
+///     .buffersize(NonZeroUsize::MIN); // 1
 /// # let _ = opts;
 /// ```
+///
+/// A size of 0, which Python rejects with `ValueError` when `map` is
+/// called, cannot be written: the sizes are `NonZeroUsize`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MapOptions {
     pub(crate) timeout: Option<Duration>,
-    buffersize: Option<usize>,
-    chunksize: Option<usize>,
+    pub(crate) buffersize: Option<usize>,
+    pub(crate) chunksize: Option<usize>,
 }
 
 impl MapOptions {
@@ -316,151 +327,18 @@ impl MapOptions {
     }
 
     /// How many tasks (chunks, with `chunksize > 1`) may be in flight; the
-    /// input is read at most this far ahead. Must be at least 1.
-    pub fn buffersize(mut self, n: usize) -> Result<MapOptions, ConfigError> {
-        if n == 0 {
-            return Err(ConfigError::new("buffersize must be >= 1"));
-        }
-        self.buffersize = Some(n);
-        Ok(self)
+    /// input is read at most this far ahead.
+    pub fn buffersize(mut self, n: NonZeroUsize) -> MapOptions {
+        self.buffersize = Some(n.get());
+        self
     }
 
     /// How many items go into one task. The process pool sends each chunk
     /// as one message; the thread pool runs each chunk as one task, which
-    /// saves the per-task cost for tiny tasks. Must be at least 1.
-    pub fn chunksize(mut self, n: usize) -> Result<MapOptions, ConfigError> {
-        if n == 0 {
-            return Err(ConfigError::new("chunksize must be >= 1"));
-        }
-        self.chunksize = Some(n);
-        Ok(self)
-    }
-}
-
-/// One task of a `map`: a single item, or a chunk of `n` items.
-pub(crate) enum Slot<R> {
-    One(TaskFuture<R>),
-    Chunk(TaskFuture<Vec<Result<R, TaskError>>>, usize),
-}
-
-impl<R> Slot<R> {
-    pub(crate) fn cancel(&self) {
-        match self {
-            Slot::One(f) => f.cancel(),
-            Slot::Chunk(f, _) => f.cancel(),
-        };
-    }
-
-    /// How many input items it carries.
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Slot::One(_) => 1,
-            Slot::Chunk(_, n) => *n,
-        }
-    }
-
-    /// A chunk's outcome as one result per item: the chunk's own error,
-    /// if it failed as a whole, repeated for each of its `n` items.
-    fn unpack(
-        outcome: Result<Vec<Result<R, TaskError>>, TaskError>,
-        n: usize,
-    ) -> Vec<Result<R, TaskError>> {
-        match outcome {
-            Ok(results) => results,
-            Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
-        }
-    }
-
-    /// The results of a slot that is done, one per item.
-    pub(crate) fn into_results(self) -> Vec<Result<R, TaskError>> {
-        match self {
-            Slot::One(f) => vec![f.into_result()],
-            Slot::Chunk(f, n) => Slot::unpack(f.into_result(), n),
-        }
-    }
-
-    pub(crate) fn register(&self, waiter: &Arc<Waiter>, token: usize) -> Option<Outcome> {
-        match self {
-            Slot::One(f) => f.register(waiter, token),
-            Slot::Chunk(f, _) => f.register(waiter, token),
-        }
-    }
-
-    pub(crate) fn unregister(&self, waiter: &Arc<Waiter>) {
-        match self {
-            Slot::One(f) => f.unregister(waiter),
-            Slot::Chunk(f, _) => f.unregister(waiter),
-        }
-    }
-
-    pub(crate) fn run_inline(&self) -> bool {
-        match self {
-            Slot::One(f) => f.try_run_inline(),
-            Slot::Chunk(f, _) => f.try_run_inline(),
-        }
-    }
-}
-
-/// The submitting half of `map` and `map_unordered`: reads the input, a
-/// chunk at a time when `chunksize > 1`, and submits it.
-pub(crate) struct Feed<'a, E, A, R, I> {
-    executor: &'a E,
-    f: fn(A) -> R,
-    items: I,
-    chunksize: usize,
-    input_done: bool,
-}
-
-impl<'a, E, A, R, I> Feed<'a, E, A, R, I>
-where
-    E: Executor,
-    A: Payload,
-    R: Payload,
-    I: Iterator<Item = A>,
-{
-    pub(crate) fn new(executor: &'a E, f: fn(A) -> R, items: I, options: &MapOptions) -> Self {
-        Feed {
-            executor,
-            f,
-            items,
-            chunksize: options.chunksize.unwrap_or(1),
-            input_done: false,
-        }
-    }
-
-    /// How many tasks may be in flight: the option, or the default window.
-    pub(crate) fn window(&self, options: &MapOptions) -> usize {
-        options.buffersize.unwrap_or_else(|| {
-            (DEFAULT_WINDOW_PER_WORKER * self.executor.max_workers()).max(MIN_DEFAULT_WINDOW)
-        })
-    }
-
-    /// Submits the next item (or chunk): `None` once the input is done. A
-    /// refused submit loses the items it was given.
-    pub(crate) fn submit_next(&mut self) -> Option<Result<Slot<R>, TaskError>> {
-        if self.input_done {
-            return None;
-        }
-        if self.chunksize == 1 {
-            let Some(item) = self.items.next() else {
-                self.input_done = true;
-                return None;
-            };
-            return Some(self.executor.submit(self.f, item).map(Slot::One));
-        }
-        let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
-        if chunk.len() < self.chunksize {
-            self.input_done = true;
-        }
-        if chunk.is_empty() {
-            return None;
-        }
-        let n = chunk.len();
-        Some(
-            self.executor
-                .submit_chunk(self.f, chunk)
-                .map(|f| Slot::Chunk(f, n)),
-        )
+    /// saves the per-task cost for tiny tasks.
+    pub fn chunksize(mut self, n: NonZeroUsize) -> MapOptions {
+        self.chunksize = Some(n.get());
+        self
     }
 }
 
@@ -480,8 +358,8 @@ where
 /// assert!(matches!(results[1], Err(TaskError::Panicked { .. }))); // this item only
 /// assert_eq!(results[2], Ok(25));
 /// ```
-pub struct Map<'a, E, A, R, I> {
-    feed: Feed<'a, E, A, R, I>,
+pub struct Map<S, R, I> {
+    feed: Feed<S, I>,
     window_cap: usize,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
@@ -492,15 +370,17 @@ pub struct Map<'a, E, A, R, I> {
     ended: bool,
 }
 
-impl<'a, E, A, R, I> Map<'a, E, A, R, I>
+impl<S, R, I> Map<S, R, I>
 where
-    E: Executor,
-    A: Payload,
-    R: Payload,
-    I: Iterator<Item = A>,
+    S: MapTasks<I::Item, R>,
+    I: Iterator,
 {
-    fn new(executor: &'a E, f: fn(A) -> R, items: I, options: MapOptions) -> Self {
-        let feed = Feed::new(executor, f, items, &options);
+    /// The iterator over `items`, submitted through `tasks`, as
+    /// `map_with` makes it. Executors call their trait's `map`; this is
+    /// for a `map` of their own over other kinds of tasks (the thread
+    /// pool's closures).
+    pub fn new(tasks: S, items: I, options: MapOptions) -> Self {
+        let feed = Feed::new(tasks, items, &options);
         let window_cap = feed.window(&options);
         let mut map = Map {
             feed,
@@ -532,12 +412,10 @@ where
     }
 }
 
-impl<E, A, R, I> Iterator for Map<'_, E, A, R, I>
+impl<S, R, I> Iterator for Map<S, R, I>
 where
-    E: Executor,
-    A: Payload,
-    R: Payload,
-    I: Iterator<Item = A>,
+    S: MapTasks<I::Item, R>,
+    I: Iterator,
 {
     type Item = Result<R, TaskError>;
 
@@ -587,7 +465,7 @@ where
     }
 }
 
-impl<E, A, R, I> Drop for Map<'_, E, A, R, I> {
+impl<S, R, I> Drop for Map<S, R, I> {
     fn drop(&mut self) {
         for slot in &self.window {
             slot.cancel();

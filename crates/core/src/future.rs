@@ -20,6 +20,7 @@
 //!
 //! A done state is final: nothing moves a future out of it.
 
+use std::any::Any;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -193,6 +194,8 @@ struct Extras<T> {
     callbacks: Vec<Callback<T>>,
     waiters: Vec<(Arc<Waiter>, usize)>,
     wakers: Vec<Waker>,
+    /// A panicked task's payload, until [`TaskFuture::take_panic`].
+    panic: Option<Box<dyn Any + Send>>,
 }
 
 impl<T> Core<T> {
@@ -202,6 +205,7 @@ impl<T> Core<T> {
                 callbacks: Vec::new(),
                 waiters: Vec::new(),
                 wakers: Vec::new(),
+                panic: None,
             })
         })
     }
@@ -629,6 +633,43 @@ impl<T> TaskFuture<T> {
         }
     }
 
+    /// The payload of the panic that failed this task, taken out (`None`
+    /// once taken, and for any other outcome), so the caller can re-raise
+    /// it with [`std::panic::resume_unwind`], as tokio's
+    /// `JoinError::into_panic` allows. [`TaskError::Panicked`] keeps the
+    /// message either way. Only a task that ran in this process has one
+    /// (the thread pool's, submitted alone, not in a `map` chunk); a
+    /// payload cannot cross to another process, so a process or MPI
+    /// pool's task gives `None`.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{TaskError, TaskFuture};
+    ///
+    /// #[derive(Debug)]
+    /// struct Custom(u32);
+    ///
+    /// // What the thread pool does when a task panics:
+    /// let (fut, completer) = TaskFuture::<u8>::pending();
+    /// let caught = std::panic::catch_unwind(|| std::panic::panic_any(Custom(7)));
+    /// completer.complete_panicked(caught.unwrap_err());
+    ///
+    /// assert!(matches!(fut.result(), Err(TaskError::Panicked { .. })));
+    /// let payload = fut.take_panic().expect("it panicked here");
+    /// assert_eq!(payload.downcast_ref::<Custom>().map(|c| c.0), Some(7));
+    /// // Re-raise it in this thread:
+    /// let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+    ///     std::panic::resume_unwind(payload)
+    /// }));
+    /// assert!(again.unwrap_err().is::<Custom>());
+    /// assert!(fut.take_panic().is_none()); // taken once
+    /// ```
+    pub fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
+        self.lock()
+            .extras
+            .as_mut()
+            .and_then(|extras| extras.panic.take())
+    }
+
     /// Attaches `callback`, to be called with this future once it is done.
     ///
     /// As in CPython: callbacks run once each, in the order added, in the
@@ -703,7 +744,13 @@ fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>, state: u
     let extras = core.extras.take();
     let inline = core.inline.take();
     let (callbacks, waiters, wakers) = match extras {
-        Some(e) => (e.callbacks, e.waiters, e.wakers),
+        Some(e) => {
+            if e.panic.is_some() {
+                // Kept for `take_panic`.
+                core.extras().panic = e.panic;
+            }
+            (e.callbacks, e.waiters, e.wakers)
+        }
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
     let settled = if callbacks.is_empty() { SETTLED } else { 0 };
@@ -733,7 +780,11 @@ fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>, state: u
     drop(handle);
     let mut core = sync::lock(&inner.core);
     inner.status.store(state | SETTLED, Ordering::Release);
-    let wakers = core.extras.take().map(|e| e.wakers).unwrap_or_default();
+    let wakers = core
+        .extras
+        .as_mut()
+        .map(|e| std::mem::take(&mut e.wakers))
+        .unwrap_or_default();
     if core.blocked > 0 {
         inner.cond.notify_all();
     }
@@ -946,12 +997,46 @@ impl<T> Completer<T> {
         let inner = self.inner.take().expect("completer used once");
         cancel(&inner)
     }
+
+    /// Completes the future as a task that panicked with `payload`: it
+    /// fails with [`TaskError::Panicked`] (the payload's message), and the
+    /// payload itself waits for [`TaskFuture::take_panic`]. An executor
+    /// that runs tasks in this process calls it with what
+    /// [`std::panic::catch_unwind`] caught.
+    ///
+    /// ```
+    /// use concurrent_futures_core::{TaskError, TaskFuture};
+    ///
+    /// let (fut, completer) = TaskFuture::<u8>::pending();
+    /// let payload = std::panic::catch_unwind(|| panic!("boom")).unwrap_err();
+    /// completer.complete_panicked(payload);
+    /// assert_eq!(fut.result(), Err(TaskError::Panicked { message: "boom".into() }));
+    /// assert!(fut.take_panic().is_some());
+    /// ```
+    pub fn complete_panicked(mut self, payload: Box<dyn Any + Send>) -> bool {
+        let inner = self.inner.take().expect("completer used once");
+        let message = crate::error::panic_message(&*payload);
+        finish_with_panic(&inner, Err(TaskError::Panicked { message }), Some(payload))
+    }
 }
 
 fn finish<T>(inner: &Arc<Inner<T>>, result: Result<T, TaskError>) -> bool {
-    let core = sync::lock(&inner.core);
+    finish_with_panic(inner, result, None)
+}
+
+/// [`finish`], keeping a panic's payload (under the lock, before the
+/// future is seen done) for [`TaskFuture::take_panic`].
+fn finish_with_panic<T>(
+    inner: &Arc<Inner<T>>,
+    result: Result<T, TaskError>,
+    panic: Option<Box<dyn Any + Send>>,
+) -> bool {
+    let mut core = sync::lock(&inner.core);
     if is_done(inner.status.load(Ordering::Relaxed)) {
         return false;
+    }
+    if panic.is_some() {
+        core.extras().panic = panic;
     }
     let state = if result.is_ok() {
         FINISHED_OK

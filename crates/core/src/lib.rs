@@ -18,6 +18,7 @@
 
 mod error;
 mod executor;
+mod feed;
 mod future;
 mod sync;
 mod unordered;
@@ -27,6 +28,7 @@ pub use error::{InitResult, TaskError, catch_panic, panic_message};
 pub use executor::{
     ConfigError, DEFAULT_WINDOW_PER_WORKER, Executor, MIN_DEFAULT_WINDOW, Map, MapOptions, Payload,
 };
+pub use feed::{FnTasks, MapTasks};
 pub use future::{
     Awaiting, AwaitingRef, Completer, FutureState, InlineRun, TaskFuture,
     set_callback_panic_handler,

@@ -10,9 +10,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::executor::{Feed, Slot};
+use crate::feed::{Feed, MapTasks, Slot};
 use crate::sync::Arc;
-use crate::{Executor, MapOptions, Payload, TaskError, Waiter};
+use crate::{MapOptions, TaskError, Waiter};
 
 /// One task in flight: its slot and the index of its first input item.
 struct InFlight<R> {
@@ -45,8 +45,8 @@ struct InFlight<R> {
 /// assert!(matches!(out[1], (1, Err(TaskError::Panicked { .. }))));
 /// assert_eq!(out[2], (2, Ok(4)));
 /// ```
-pub struct MapUnordered<'a, E, A, R, I> {
-    feed: Feed<'a, E, A, R, I>,
+pub struct MapUnordered<S, R, I> {
+    feed: Feed<S, I>,
     window_cap: usize,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
@@ -65,15 +65,15 @@ pub struct MapUnordered<'a, E, A, R, I> {
     ended: bool,
 }
 
-impl<'a, E, A, R, I> MapUnordered<'a, E, A, R, I>
+impl<S, R, I> MapUnordered<S, R, I>
 where
-    E: Executor,
-    A: Payload,
-    R: Payload,
-    I: Iterator<Item = A>,
+    S: MapTasks<I::Item, R>,
+    I: Iterator,
 {
-    pub(crate) fn new(executor: &'a E, f: fn(A) -> R, items: I, options: MapOptions) -> Self {
-        let feed = Feed::new(executor, f, items, &options);
+    /// The iterator over `items`, submitted through `tasks`, as
+    /// `map_unordered_with` makes it (see [`Map::new`](crate::Map::new)).
+    pub fn new(tasks: S, items: I, options: MapOptions) -> Self {
+        let feed = Feed::new(tasks, items, &options);
         let window_cap = feed.window(&options);
         let mut map = MapUnordered {
             feed,
@@ -154,12 +154,10 @@ where
     }
 }
 
-impl<E, A, R, I> Iterator for MapUnordered<'_, E, A, R, I>
+impl<S, R, I> Iterator for MapUnordered<S, R, I>
 where
-    E: Executor,
-    A: Payload,
-    R: Payload,
-    I: Iterator<Item = A>,
+    S: MapTasks<I::Item, R>,
+    I: Iterator,
 {
     type Item = (usize, Result<R, TaskError>);
 
@@ -223,7 +221,7 @@ where
     }
 }
 
-impl<E, A, R, I> Drop for MapUnordered<'_, E, A, R, I> {
+impl<S, R, I> Drop for MapUnordered<S, R, I> {
     fn drop(&mut self) {
         for task in self.in_flight.iter().flatten() {
             task.slot.unregister(&self.waiter);

@@ -2,6 +2,7 @@
 //! exactly once by whoever runs, cancels or fails it.
 
 use std::cell::UnsafeCell;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -100,17 +101,23 @@ where
             done_with_entry();
             return true;
         }
-        let result = catch_panic(f);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+        let has_callbacks = completer.has_callbacks();
+        let complete = move || match result {
+            Ok(value) => completer.complete(Ok(value)),
+            // The payload stays with the future (`TaskFuture::take_panic`).
+            Err(payload) => completer.complete_panicked(payload),
+        };
         // Count the worker as free before the future completes (so a
         // caller woken by the completion who submits again reuses it),
         // unless done-callbacks will run here first: they may wait for
         // work that then needs another thread.
-        if completer.has_callbacks() {
-            completer.complete(result);
+        if has_callbacks {
+            complete();
             done_with_entry();
         } else {
             done_with_entry();
-            completer.complete(result);
+            complete();
         }
         true
     }

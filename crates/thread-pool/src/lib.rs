@@ -20,6 +20,7 @@
 //! `docs/ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+mod closures;
 mod job;
 mod registry;
 #[cfg(not(loom))]
@@ -35,6 +36,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use closures::ClosureTasks;
 pub use concurrent_futures_core::InitResult;
 use concurrent_futures_core::{ConfigError, Executor, Payload, TaskError, TaskFuture, catch_panic};
 
@@ -64,8 +66,11 @@ static NEXT_POOL_NUMBER: AtomicUsize = AtomicUsize::new(0);
 ///   it waits for what it can without deadlocking on itself: see
 ///   [`shutdown`](Self::shutdown).
 ///
-/// Plain functions go through [`Executor::submit`], which runs unchanged on
-/// the process pool; closures go through [`spawn`](Self::spawn).
+/// The pool's own [`submit`](Self::submit), [`map`](Self::map) and
+/// [`map_unordered`](Self::map_unordered) take closures and plain Rust
+/// types (no serde); the [`Executor`] trait's take `fn` tasks and serde
+/// types, so that generic code runs unchanged on the process pool.
+/// [`spawn`](Self::spawn) runs a closure with no argument.
 pub struct ThreadPoolExecutor {
     registry: Arc<Registry>,
 }

@@ -3,6 +3,7 @@
 //! rules as the rest of `generic/`.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::tasks;
 pub fn test_every_item_once<E: Executor>(make: impl Make<E>) {
     let pool = make(WORKERS).unwrap();
     for chunksize in [1, 7] {
-        let opts = MapOptions::new().chunksize(chunksize).unwrap();
+        let opts = MapOptions::new().chunksize(NonZeroUsize::new(chunksize).unwrap());
         let mut got = BTreeMap::new();
         for (i, r) in pool.map_unordered_with(tasks::abs, (0..100).map(|x: i64| -x), opts) {
             assert!(got.insert(i, r).is_none(), "index {i} came out twice");
@@ -57,7 +58,7 @@ pub fn test_done_first<E: Executor>(make: impl Make<E>) {
 pub fn test_failing_item<E: Executor>(make: impl Make<E>) {
     let pool = make(WORKERS).unwrap();
     for chunksize in [1, 2] {
-        let opts = MapOptions::new().chunksize(chunksize).unwrap();
+        let opts = MapOptions::new().chunksize(NonZeroUsize::new(chunksize).unwrap());
         let items = [(10, 1), (10, 0), (10, 2), (10, 5)];
         let mut got: Vec<(usize, Result<i64, TaskError>)> =
             pool.map_unordered_with(tasks::div, items, opts).collect();
@@ -84,7 +85,7 @@ pub fn test_endless_input<E: Executor>(make: impl Make<E>) {
     let input = (0u32..).inspect(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
     });
-    let opts = MapOptions::new().buffersize(WINDOW).unwrap();
+    let opts = MapOptions::new().buffersize(NonZeroUsize::new(WINDOW).unwrap());
     let mut seen = 0;
     for (i, r) in pool
         .map_unordered_with(tasks::identity, input, opts)

@@ -22,6 +22,7 @@ pub mod map_unordered;
 pub mod test_as_completed;
 pub mod test_deadlock;
 pub mod test_init;
+pub mod test_panics;
 pub mod test_shutdown;
 pub mod test_wait;
 
