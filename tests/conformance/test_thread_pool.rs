@@ -26,7 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use concurrent_futures::{
-    Executor, ReturnWhen, TaskError, TaskFuture, ThreadPoolBuilder, ThreadPoolExecutor,
+    Executor, MapOptions, ReturnWhen, TaskError, TaskFuture, ThreadPoolBuilder, ThreadPoolExecutor,
     as_completed, default_max_workers, wait,
 };
 
@@ -525,6 +525,82 @@ fn test_wait_on_queued_task_from_worker() {
     );
     assert_eq!(done, 3);
     assert_eq!(yielded, 3);
+}
+
+/// The same with timed waits (CPython's deadlock where a Python user would
+/// write `result(timeout=...)`): on a one-worker pool the child can only
+/// run inline, so each wait below would time out if it did not claim it.
+#[test]
+fn test_timed_wait_on_queued_task_from_worker() {
+    // Long enough never to pass while the child runs inline; a wait that
+    // did not claim its child would fail after it.
+    const T: Duration = Duration::from_secs(5);
+    let executor = Arc::new(pool(1));
+    let _guard = HangGuard::new("a worker waiting with a timeout on a queued task of its pool");
+    let inner = executor.clone();
+    let outer = executor
+        .spawn(move || {
+            let me = thread::current().id();
+            let f = inner.spawn(|| thread::current().id()).unwrap();
+            let by_result = f.result_timeout(T).copied();
+            let f = inner.spawn(|| -> i32 { panic!("inner") }).unwrap();
+            let exception = f.exception_timeout(T);
+            let fs: Vec<_> = (0..3).map(|i| inner.spawn(move || i).unwrap()).collect();
+            let split = wait(&fs, Some(T), ReturnWhen::AllCompleted);
+            let gs: Vec<_> = (0..3).map(|i| inner.spawn(move || i).unwrap()).collect();
+            let yielded = as_completed(&gs, Some(T)).filter(|r| r.is_ok()).count();
+            let opts = MapOptions::new().timeout(T);
+            let mapped: Vec<_> = inner.map_with(|x: u32| x + 1, 0..3, opts).collect();
+            let unordered = inner.map_unordered_with(|x: u32| x, 0..3, opts).count();
+            (
+                me,
+                by_result,
+                exception,
+                split.done.len(),
+                yielded,
+                mapped,
+                unordered,
+            )
+        })
+        .unwrap();
+    let (me, by_result, exception, done, yielded, mapped, unordered) = outer.into_result().unwrap();
+    assert_eq!(
+        by_result,
+        Ok(me),
+        "the queued task ran inline in the waiter"
+    );
+    assert_eq!(
+        exception,
+        Ok(Some(TaskError::Panicked {
+            message: "inner".into()
+        }))
+    );
+    assert_eq!(done, 3);
+    assert_eq!(yielded, 3);
+    assert_eq!(mapped, [Ok(1), Ok(2), Ok(3)]);
+    assert_eq!(unordered, 3);
+}
+
+/// From a thread that is not one of the pool's, a timed wait runs nothing
+/// inline: it times out while the only worker is busy.
+#[test]
+fn test_timed_wait_outside_the_pool_never_runs_inline() {
+    let executor = pool(1);
+    let gate = Gate::new();
+    let busy = executor.spawn(blocker(&gate, "busy")).unwrap();
+    gate.wait_for_arrivals(1);
+    let queued = executor.spawn(|| thread::current().id()).unwrap();
+    assert!(matches!(
+        queued.result_timeout(Duration::from_millis(50)),
+        Err(TaskError::TimedOut { .. })
+    ));
+    assert!(!queued.done(), "nothing ran inline in this thread");
+    gate.open();
+    assert_ne!(
+        queued.result_timeout(SHORT_TIMEOUT).copied(),
+        Ok(thread::current().id())
+    );
+    assert!(busy.result_timeout(SHORT_TIMEOUT).is_ok());
 }
 
 /// The waiter runs only the task it waits for, never unrelated queued work:

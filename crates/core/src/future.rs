@@ -574,9 +574,11 @@ impl<T> TaskFuture<T> {
     /// Blocks until done (and, with `settled`, until the callbacks have run)
     /// or until `deadline`; returns whether the condition holds.
     ///
-    /// An untimed wait first offers the task to its inline hook (see
-    /// [`InlineRun`]); any wait then looks for the result as long as the
-    /// hook asks before it blocks.
+    /// A wait first offers the task to its inline hook (see
+    /// [`InlineRun`]), timed or not: a hook that runs the task here lets the
+    /// wait return when it is done, after the deadline if the task takes
+    /// longer. Any wait then looks for the result as long as the hook asks
+    /// before it blocks.
     fn wait_until(&self, deadline: Option<Instant>, settled: bool) -> bool {
         let ready = |status: usize| is_done(status) && (!settled || status & SETTLED != 0);
         if ready(self.status()) {
@@ -584,11 +586,9 @@ impl<T> TaskFuture<T> {
         }
         let hook = self.lock().inline.clone();
         if let Some(hook) = hook {
-            if deadline.is_none() {
-                hook.try_run_inline();
-                if ready(self.status()) {
-                    return true;
-                }
+            hook.try_run_inline();
+            if ready(self.status()) {
+                return true;
             }
             let spin = hook.spin_before_blocking();
             drop(hook);

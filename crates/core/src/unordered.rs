@@ -177,15 +177,12 @@ where
                 self.ended = true;
                 return self.submit_error.take().map(|(i, e)| (i, Err(e)));
             }
-            if self.deadline.is_none() {
-                // Claim a still-queued task of our own pool instead of
-                // waiting for it (as an untimed `result()` does), so that
-                // a task that maps on its own one-worker pool cannot
-                // deadlock.
-                for task in self.in_flight.iter().flatten() {
-                    if task.slot.run_inline() {
-                        break;
-                    }
+            // Claim a still-queued task of our own pool instead of waiting
+            // for it (as `result()` does), so that a task that maps on its
+            // own one-worker pool cannot deadlock.
+            for task in self.in_flight.iter().flatten() {
+                if task.slot.run_inline() {
+                    break;
                 }
             }
             match self.waiter.next(self.deadline) {

@@ -136,7 +136,7 @@ pub trait Waitable {
     fn register(&self, waiter: &Arc<Waiter>, token: usize) -> Option<Outcome>;
     /// Forgets `waiter` (the wait is over).
     fn unregister(&self, waiter: &Arc<Waiter>);
-    /// Offers the task to run inline in this thread, as an untimed
+    /// Offers the task to run inline in this thread, as a blocking
     /// `result()` would (see [`InlineRun`](crate::InlineRun)); returns true
     /// if it ran. The default never does.
     fn run_inline(&self) -> bool {
@@ -264,9 +264,9 @@ pub fn wait<W: Waitable>(
         ReturnWhen::FirstException => failed || pending == 0,
         ReturnWhen::AllCompleted => pending == 0,
     };
-    if deadline.is_none() && !satisfied(pending, failed) {
+    if !satisfied(pending, failed) {
         // Queued tasks of the pool this thread serves would otherwise wait
-        // behind us; run them here (a no-op elsewhere).
+        // behind us; run them here (a no-op elsewhere), timed or not.
         for f in &futures {
             if satisfied(pending, failed) {
                 break;
@@ -388,13 +388,11 @@ impl<W: Waitable> Iterator for AsCompleted<W> {
         if self.ended || self.remaining == 0 {
             return None;
         }
-        if self.deadline.is_none() {
-            // Claim a still-queued task of our own pool instead of waiting
-            // for it (see `wait`).
-            for f in self.slots.iter().flatten() {
-                if f.run_inline() {
-                    break;
-                }
+        // Claim a still-queued task of our own pool instead of waiting for
+        // it (see `wait`).
+        for f in self.slots.iter().flatten() {
+            if f.run_inline() {
+                break;
             }
         }
         loop {

@@ -53,10 +53,14 @@ static NEXT_POOL_NUMBER: AtomicUsize = AtomicUsize::new(0);
 ///   reused, and an idle pool uses no CPU.
 /// * A panic in a task fails that task's future with
 ///   [`TaskError::Panicked`]; the worker carries on.
-/// * A task that waits (`result()`, `into_result()`, `exception()`, or an
-///   untimed [`wait`](concurrent_futures_core::wait())) on a task of the same pool
-///   that is still queued runs that very task inline instead of waiting for
-///   a free worker, so it cannot deadlock the pool, even with one worker. It
+/// * A task that waits (`result()`, `result_timeout()`, `into_result()`,
+///   `exception()`, [`wait`](concurrent_futures_core::wait()),
+///   `as_completed`, `map`) on a task of the same pool that is still queued
+///   runs that very task inline instead of waiting for a free worker, so it
+///   cannot deadlock the pool, even with one worker. A timed wait does so
+///   too, and then returns when the task is done, after its timeout if the
+///   task takes longer (outside the pool's threads nothing runs inline, and
+///   a timeout is a timeout). It
 ///   never runs *other* queued work while it waits (rayon does, and a
 ///   waiting task that holds a lock then deadlocks against the stolen one).
 ///   A true cycle (two running tasks each waiting for the other) is still a
