@@ -185,9 +185,14 @@ struct Core<T> {
     blocked: usize,
     /// Callbacks, waiters and wakers: boxed, since most futures have none.
     extras: Option<Box<Extras<T>>>,
-    /// Cleared on completion: the hook usually owns the task, which owns a
-    /// `Completer` of this future, so keeping it would be a reference cycle.
-    inline: Option<Arc<dyn InlineRun>>,
+    /// The executor's inline hook (see [`InlineRun`]), held weakly: the
+    /// executor owns it (the thread pool's queued job, which owns this
+    /// future's `Completer`). A strong hook would be a cycle (future, hook,
+    /// completer, future) that keeps a queued job dropped unclaimed alive,
+    /// so its completer's complete-on-drop could never fire. Dropped on
+    /// completion, so the hook's memory goes back as soon as the executor
+    /// is done with it.
+    inline: Option<std::sync::Weak<dyn InlineRun>>,
 }
 
 struct Extras<T> {
@@ -584,7 +589,7 @@ impl<T> TaskFuture<T> {
         if ready(self.status()) {
             return true;
         }
-        let hook = self.lock().inline.clone();
+        let hook = self.inline_hook();
         if let Some(hook) = hook {
             hook.try_run_inline();
             if ready(self.status()) {
@@ -711,8 +716,15 @@ impl<T> TaskFuture<T> {
         if self.done() {
             return false;
         }
-        let hook = self.lock().inline.clone();
-        hook.is_some_and(|h| h.try_run_inline())
+        self.inline_hook().is_some_and(|h| h.try_run_inline())
+    }
+
+    /// The inline hook, while its executor keeps it.
+    fn inline_hook(&self) -> Option<std::sync::Arc<dyn InlineRun>> {
+        self.lock()
+            .inline
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
     }
 
     fn id(&self) -> usize {
@@ -760,8 +772,6 @@ fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>, state: u
         inner.cond.notify_all();
     }
     drop(core);
-    // The hook may own the last reference to a queued job, whose drop may
-    // complete (no-op) a completer of ours: do it without the lock.
     drop(inline);
     for (waiter, token) in waiters {
         waiter.notify(token, outcome);
@@ -947,19 +957,18 @@ impl<T> Completer<T> {
     }
 
     /// Installs the hook that lets a blocked waiter run this queued task
-    /// inline (see [`InlineRun`], which has an example). It is dropped when
-    /// the future is done.
-    pub fn set_inline_hook(&self, hook: Arc<dyn InlineRun>) {
+    /// inline (see [`InlineRun`], which has an example); it replaces any
+    /// earlier one and is dropped when the future is done. The future holds
+    /// it weakly: the executor keeps it alive (while the task is queued, at
+    /// least), and a hook that is gone is no hook.
+    pub fn set_inline_hook(&self, hook: std::sync::Arc<dyn InlineRun>) {
+        let weak = std::sync::Arc::downgrade(&hook);
+        drop(hook);
         let inner = self.inner();
         let mut core = sync::lock(&inner.core);
-        let old = if is_done(inner.status.load(Ordering::Relaxed)) {
-            Some(hook)
-        } else {
-            core.inline.replace(hook)
-        };
-        drop(core);
-        // A hook may own a completer of this very future: drop it unlocked.
-        drop(old);
+        if !is_done(inner.status.load(Ordering::Relaxed)) {
+            core.inline = Some(weak);
+        }
     }
 
     /// Finishes the future with `result` (Python's `set_result` /

@@ -60,10 +60,6 @@ where
             body: UnsafeCell::new(Some((completer, f))),
         });
         let hook: Arc<dyn InlineRun> = job.clone();
-        // Under loom the core's futures take loom's `Arc` (only the loom
-        // model checks are built so, and they never build a job).
-        #[cfg(loom)]
-        let hook = loom::sync::Arc::from_std(hook);
         // SAFETY: the job has not been queued, so no other thread can reach
         // it yet; reading the body through `&` here races with nothing.
         if let Some((completer, _)) = unsafe { (*job.body.get()).as_ref() } {
@@ -167,5 +163,33 @@ where
         // The queue entry stays counted in the pool's load until a worker
         // pops it (and finds it claimed); nothing to account for here.
         self.execute(&|| {})
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use concurrent_futures_core::{TaskError, TaskFuture};
+
+    use super::{JobCell, JobRef};
+
+    /// A queued job dropped unclaimed (never run, cancelled or failed)
+    /// completes its future through the completer's complete-on-drop: the
+    /// future holds its inline hook (the job) weakly, so the job, which
+    /// owns the completer, is not kept alive by the future it completes.
+    #[test]
+    fn a_job_dropped_unclaimed_completes_its_future() {
+        let (fut, completer) = TaskFuture::<u32>::pending();
+        let job: JobRef = JobCell::new(0, false, completer, || 7);
+        assert!(!job.counted());
+        assert!(!fut.done());
+        drop(job);
+        match fut.result_timeout(Duration::from_secs(10)) {
+            Err(TaskError::Broken { reason }) => {
+                assert!(reason.contains("dropped this task"), "{reason}")
+            }
+            other => panic!("the future was left {other:?}"),
+        }
     }
 }
