@@ -50,6 +50,8 @@ pub use concurrent_futures_core::{
     ReturnWhen, TaskError, TaskFuture, Waitable, Waiter, as_completed, catch_panic, panic_message,
     set_callback_panic_handler, wait,
 };
+#[cfg(feature = "stream")]
+pub use concurrent_futures_core::{AsCompletedStream, as_completed_stream};
 /// Marks a function `fn(A) -> R` as a task that a [`ProcessPoolExecutor`]
 /// may run.
 ///

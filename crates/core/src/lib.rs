@@ -20,6 +20,8 @@ mod error;
 mod executor;
 mod feed;
 mod future;
+#[cfg(feature = "stream")]
+mod stream;
 mod sync;
 mod unordered;
 mod wait;
@@ -33,6 +35,8 @@ pub use future::{
     Awaiting, AwaitingRef, Completer, FutureState, InlineRun, TaskFuture,
     set_callback_panic_handler,
 };
+#[cfg(feature = "stream")]
+pub use stream::{AsCompletedStream, as_completed_stream};
 pub use unordered::MapUnordered;
 pub use wait::{
     AsCompleted, DoneAndNotDone, Outcome, ReturnWhen, Waitable, Waiter, as_completed, wait,

@@ -6,6 +6,7 @@
 //! on a condition variable until there is news: no polling, no sleeps.
 
 use std::collections::{HashSet, VecDeque};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::TaskError;
@@ -41,6 +42,9 @@ pub struct Waiter {
 struct WaiterState {
     ready: VecDeque<(usize, Outcome)>,
     blocked: bool,
+    /// An async consumer's waker (see `poll_next`), woken by the next
+    /// news.
+    waker: Option<Waker>,
 }
 
 impl Waiter {
@@ -58,6 +62,7 @@ impl Waiter {
             state: Mutex::new(WaiterState {
                 ready: VecDeque::new(),
                 blocked: false,
+                waker: None,
             }),
             cond: Condvar::new(),
         })
@@ -78,6 +83,26 @@ impl Waiter {
         if state.blocked {
             self.cond.notify_one();
         }
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Takes the news, or keeps `cx`'s waker for the next (no lost
+    /// wake-up: the waker is stored under the same lock that `notify`
+    /// pushes under).
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<(usize, Outcome)> {
+        let mut state = sync::lock(&self.state);
+        if let Some(item) = state.ready.pop_front() {
+            return Poll::Ready(item);
+        }
+        if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            state.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// Takes the news, blocking until there is some or `deadline` passes.
@@ -368,11 +393,11 @@ pub fn as_completed<W: Waitable>(
 /// The iterator [`as_completed`] returns; see [`as_completed`] for an
 /// example.
 pub struct AsCompleted<W: Waitable> {
-    slots: Vec<Option<W>>,
-    ready: VecDeque<W>,
-    remaining: usize,
+    pub(crate) slots: Vec<Option<W>>,
+    pub(crate) ready: VecDeque<W>,
+    pub(crate) remaining: usize,
     total: usize,
-    waiter: Arc<Waiter>,
+    pub(crate) waiter: Arc<Waiter>,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
     ended: bool,
