@@ -326,6 +326,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             o.workers
         );
     }
+    let rounds = o.sleep_tasks.div_ceil(o.workers.max(1)) as u64;
+    let expected = Duration::from_millis(rounds * o.sleep_ms);
+    let sleep_threads = find("sleep", "ThreadPoolExecutor");
+    println!(
+        "- The sleeps took {:.3} s on {} threads: {} rounds of {} ms, {:.3} s. For blocking \
+         IO the worker count, not the core count, sets the wall time, and threads are cheap: \
+         --workers {} would finish in one round. Thousands of connections want async IO \
+         (tokio), not a thread each.",
+        sleep_threads.wall.as_secs_f64(),
+        o.workers,
+        rounds,
+        o.sleep_ms,
+        expected.as_secs_f64(),
+        o.sleep_tasks,
+    );
     println!(
         "- What processes add is start-up, a round trip and copying per task; what they buy \
          is isolation: a task that aborts or leaks cannot take this program down."

@@ -32,8 +32,14 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn thousands_of_futures_from_both_pools() {
     const N: u64 = 2000;
-    let threads = ThreadPoolExecutor::builder().max_workers(2).build().unwrap();
-    let processes = ProcessPoolExecutor::builder().max_workers(2).build().unwrap();
+    let threads = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
+    let processes = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
     let rt = runtime();
     let total = rt.block_on(async {
         let mut tasks = Vec::new();
@@ -65,7 +71,10 @@ fn thousands_of_futures_from_both_pools() {
 /// thread would starve the sender, and the pool task would give up.
 #[test]
 fn an_await_leaves_the_runtime_thread_free() {
-    let threads = ThreadPoolExecutor::builder().max_workers(2).build().unwrap();
+    let threads = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_time()
@@ -89,7 +98,10 @@ fn an_await_leaves_the_runtime_thread_free() {
         got
     });
     let expected: Vec<Option<u64>> = (0..50).map(Some).collect();
-    assert_eq!(outcome, expected, "a pool task gave up: an await blocked the runtime");
+    assert_eq!(
+        outcome, expected,
+        "a pool task gave up: an await blocked the runtime"
+    );
 }
 
 #[cfg(feature = "stream")]
@@ -112,8 +124,14 @@ mod stream {
     /// complete: one blocked task comes last, after everything else.
     #[test]
     fn as_completed_stream_on_tokio() {
-        let threads = ThreadPoolExecutor::builder().max_workers(2).build().unwrap();
-        let processes = ProcessPoolExecutor::builder().max_workers(2).build().unwrap();
+        let threads = ThreadPoolExecutor::builder()
+            .max_workers(2)
+            .build()
+            .unwrap();
+        let processes = ProcessPoolExecutor::builder()
+            .max_workers(2)
+            .build()
+            .unwrap();
         let (release, gate) = mpsc::channel::<()>();
         let blocked = threads
             .spawn(move || {

@@ -99,7 +99,11 @@ impl Waiter {
         if let Some(item) = state.ready.pop_front() {
             return Poll::Ready(item);
         }
-        if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
             state.waker = Some(cx.waker().clone());
         }
         Poll::Pending
