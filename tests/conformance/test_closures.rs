@@ -141,3 +141,29 @@ fn test_map_closure_timeout() {
     gate.open();
     assert_eq!(blocked.result_timeout(SHORT_TIMEOUT), Ok(&()));
 }
+
+/// `spawn`, `submit` and `map` need only `R: Send`: a result that is not
+/// `Sync` crosses from the worker, and its future stays in this thread.
+#[test]
+fn test_results_that_are_send_but_not_sync() {
+    let pool = pool(2);
+    let cell = pool.spawn(|| Cell::new(41)).unwrap();
+    let got = cell.result_timeout(SHORT_TIMEOUT).unwrap();
+    got.set(got.get() + 1);
+    assert_eq!(cell.into_result().map(Cell::into_inner), Ok(42));
+
+    let (tx, rx) = std::sync::mpsc::channel::<&'static str>();
+    tx.send("through a Receiver").unwrap();
+    let receiver = pool
+        .submit(move |()| rx, ())
+        .unwrap()
+        .into_result()
+        .unwrap();
+    assert_eq!(receiver.recv(), Ok("through a Receiver"));
+
+    let cells: Vec<u32> = pool
+        .map(|x: u32| std::cell::RefCell::new(x * 2), 0..5)
+        .map(|r| r.unwrap().into_inner())
+        .collect();
+    assert_eq!(cells, [0, 2, 4, 6, 8]);
+}

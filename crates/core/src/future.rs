@@ -23,6 +23,7 @@
 use std::any::Any;
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -233,12 +234,18 @@ struct Inner<T> {
     handles: AtomicUsize,
 }
 
-// SAFETY: `value` is an UnsafeCell shared between threads. Moving the handle
-// to another thread may move a `T` with it (so `T: Send`); sharing it lets
-// several threads read `&T` at once (so `T: Sync` as well). All mutation of
-// the cell is serialised by the rules on `Inner::value`.
+// SAFETY: `value` is an UnsafeCell shared between the completing thread,
+// which moves a `T` in through the `Completer` (so `T: Send`), and the
+// threads that hold `TaskFuture` handles, which read `&T` or move it out.
+// All mutation of the cell is serialised by the rules on `Inner::value`.
+// Reading `&T` in several threads at once needs `T: Sync`, and that is
+// enforced on the handles, not here: `TaskFuture<T>` is `Send` and `Sync`
+// only where `T: Send + Sync` (below), and a done-callback, which gets a
+// handle in the completing thread, can be attached only where `T: Sync`.
+// So where `T` is not `Sync`, every handle, and every `&T`, stays in the
+// one thread that made the future, while the completer crosses to a worker.
 unsafe impl<T: Send> Send for Inner<T> {}
-unsafe impl<T: Send + Sync> Sync for Inner<T> {}
+unsafe impl<T: Send> Sync for Inner<T> {}
 
 /// A handle to the eventual result of a task: Python's
 /// `concurrent.futures.Future`.
@@ -264,9 +271,51 @@ unsafe impl<T: Send + Sync> Sync for Inner<T> {}
 /// assert_eq!(fut.result().map(String::as_str), Ok("hello"));
 /// assert_eq!(fut.into_result(), Ok(String::from("hello")));
 /// ```
+///
+/// A result that is `Send` but not `Sync` (a `Cell`, a `RefCell`, an
+/// `mpsc::Receiver`) still crosses from the worker that computes it, but
+/// its handles stay in the thread that made the future: they are `Send`
+/// and `Sync` only where `T` is both, and a done-callback, which runs in
+/// the completing thread, needs `T: Sync`.
+///
+/// ```compile_fail
+/// use std::cell::Cell;
+/// use concurrent_futures_core::TaskFuture;
+///
+/// let (fut, _completer) = TaskFuture::<Cell<u8>>::pending();
+/// std::thread::spawn(move || fut.result().map(Cell::get)); // not Send
+/// ```
+///
+/// ```compile_fail
+/// use std::cell::Cell;
+/// use concurrent_futures_core::TaskFuture;
+///
+/// let (fut, _completer) = TaskFuture::<Cell<u8>>::pending();
+/// fut.add_done_callback(|f| drop(f.result())); // needs T: Sync
+/// ```
+///
+/// ```
+/// use std::cell::Cell;
+/// use concurrent_futures_core::TaskFuture;
+///
+/// let (fut, completer) = TaskFuture::<Cell<u8>>::pending();
+/// // The completer may cross to a worker thread.
+/// std::thread::spawn(move || completer.complete(Ok(Cell::new(7)))).join().unwrap();
+/// let cell = fut.result().unwrap();
+/// cell.set(cell.get() + 1);
+/// assert_eq!(fut.into_result().map(Cell::into_inner), Ok(8));
+/// ```
 pub struct TaskFuture<T> {
     inner: Arc<Inner<T>>,
+    /// Not `Send` nor `Sync` by default: see the impls below.
+    _handles: PhantomData<*const T>,
 }
+
+// SAFETY: a handle lends `&T` in whatever thread holds it, and its clones
+// lend the same `T`: moving or sharing handles between threads needs
+// `T: Send + Sync` (see `Inner`'s impls).
+unsafe impl<T: Send + Sync> Send for TaskFuture<T> {}
+unsafe impl<T: Send + Sync> Sync for TaskFuture<T> {}
 
 /// The executor's side of a [`TaskFuture`]: it moves the future to RUNNING
 /// and completes it. Python's `set_running_or_notify_cancel`, `set_result`
@@ -316,6 +365,7 @@ impl<T> TaskFuture<T> {
         (
             TaskFuture {
                 inner: inner.clone(),
+                _handles: PhantomData,
             },
             Completer { inner: Some(inner) },
         )
@@ -697,6 +747,8 @@ impl<T> TaskFuture<T> {
     pub fn add_done_callback<F>(&self, callback: F)
     where
         F: FnOnce(&TaskFuture<T>) + Send + 'static,
+        // The callback may read `&T` in the completing thread.
+        T: Sync,
     {
         let mut core = self.lock();
         let status = self.status();
@@ -783,6 +835,7 @@ fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>, state: u
     inner.handles.fetch_add(1, Ordering::Relaxed);
     let handle = TaskFuture {
         inner: inner.clone(),
+        _handles: PhantomData,
     };
     for callback in callbacks {
         run_callback(callback, &handle);
@@ -1088,6 +1141,7 @@ impl<T> Clone for TaskFuture<T> {
         self.inner.handles.fetch_add(1, Ordering::Relaxed);
         TaskFuture {
             inner: self.inner.clone(),
+            _handles: PhantomData,
         }
     }
 }

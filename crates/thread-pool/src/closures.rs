@@ -26,7 +26,7 @@ impl<F, A, R> MapTasks<A, R> for ClosureTasks<'_, F>
 where
     F: Fn(A) -> R + Send + Sync + 'static,
     A: Send + 'static,
-    R: Send + Sync + 'static,
+    R: Send + 'static,
 {
     fn submit_item(&self, item: A) -> Result<TaskFuture<R>, TaskError> {
         let f = Arc::clone(&self.f);
@@ -84,7 +84,7 @@ impl ThreadPoolExecutor {
     where
         F: FnOnce(A) -> R + Send + 'static,
         A: Send + 'static,
-        R: Send + Sync + 'static,
+        R: Send + 'static,
     {
         self.spawn(move || f(arg))
     }
@@ -107,7 +107,7 @@ impl ThreadPoolExecutor {
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
-        R: Send + Sync + 'static,
+        R: Send + 'static,
         I: IntoIterator<Item = A>,
     {
         self.map_with(f, items, MapOptions::new())
@@ -135,7 +135,7 @@ impl ThreadPoolExecutor {
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
-        R: Send + Sync + 'static,
+        R: Send + 'static,
         I: IntoIterator<Item = A>,
     {
         Map::new(self.tasks(f), items.into_iter(), options)
@@ -165,7 +165,7 @@ impl ThreadPoolExecutor {
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
-        R: Send + Sync + 'static,
+        R: Send + 'static,
         I: IntoIterator<Item = A>,
     {
         self.map_unordered_with(f, items, MapOptions::new())
@@ -193,7 +193,7 @@ impl ThreadPoolExecutor {
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
-        R: Send + Sync + 'static,
+        R: Send + 'static,
         I: IntoIterator<Item = A>,
     {
         MapUnordered::new(self.tasks(f), items.into_iter(), options)

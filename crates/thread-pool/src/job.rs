@@ -41,13 +41,14 @@ pub(crate) struct JobCell<R, F> {
 // SAFETY: `body` is touched only by the thread that switched `claimed` from
 // false to true (see `claim`), so sharing a `JobCell` never gives two
 // threads access to the body; moving the body to that thread needs
-// `R: Send + Sync` (the completer shares an `R` with the future's handles)
-// and `F: Send`.
-unsafe impl<R: Send + Sync, F: Send> Sync for JobCell<R, F> {}
+// `F: Send` and a `Completer<R>` that is `Send`, which it is where
+// `R: Send` (the completer moves an `R` in; the core's rules on the
+// future's handles keep a non-`Sync` `R` in the thread that reads it).
+unsafe impl<R: Send, F: Send> Sync for JobCell<R, F> {}
 
 impl<R, F> JobCell<R, F>
 where
-    R: Send + Sync + 'static,
+    R: Send + 'static,
     F: FnOnce() -> R + Send + 'static,
 {
     /// Wraps the task and installs the job as its future's inline hook
@@ -121,7 +122,7 @@ where
 
 impl<R, F> Job for JobCell<R, F>
 where
-    R: Send + Sync + 'static,
+    R: Send + 'static,
     F: FnOnce() -> R + Send + 'static,
 {
     fn run(&self, done_with_entry: &dyn Fn()) {
@@ -147,7 +148,7 @@ where
 
 impl<R, F> InlineRun for JobCell<R, F>
 where
-    R: Send + Sync + 'static,
+    R: Send + 'static,
     F: FnOnce() -> R + Send + 'static,
 {
     /// Only a worker thread of the pool that queued this job may run it

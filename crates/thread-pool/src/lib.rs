@@ -211,7 +211,7 @@ impl ThreadPoolExecutor {
     pub fn spawn<F, R>(&self, f: F) -> Result<TaskFuture<R>, TaskError>
     where
         F: FnOnce() -> R + Send + 'static,
-        R: Send + Sync + 'static,
+        R: Send + 'static,
     {
         let (fut, completer) = TaskFuture::pending();
         let pool_id = self.registry.id;
