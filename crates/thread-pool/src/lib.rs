@@ -24,6 +24,13 @@ mod closures;
 mod job;
 mod registry;
 #[cfg(not(loom))]
+mod schedule;
+/// The scheduling rules, public only in loom builds, for the model checks
+/// in `tests/loom.rs`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod schedule;
+#[cfg(not(loom))]
 mod sleep;
 /// The sleep/wake and shutdown protocol, public only in loom builds, for the
 /// model checks in `tests/loom.rs`.

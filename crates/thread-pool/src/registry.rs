@@ -56,6 +56,7 @@ use concurrent_futures_core::{TaskError, catch_panic};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::job::JobRef;
+use crate::schedule::{self, Queues};
 use crate::sleep::Sleep;
 
 /// An initializer, normalised: `Err` carries the reason it failed.
@@ -316,71 +317,14 @@ impl Registry {
         }
     }
 
+    /// The next job for worker `index` (see `schedule.rs`).
     fn find_job(&self, index: usize, deque: &Worker<JobRef>) -> Option<JobRef> {
-        if let Some(job) = deque.pop() {
-            return Some(job);
-        }
-        // `deque` is empty here (only this thread pushes to it), so if it is
-        // not after a batch steal, the batch moved more than one job.
-        loop {
-            match self.injector.steal_batch_and_pop(deque) {
-                Steal::Success(job) => {
-                    self.published_batch(deque);
-                    return Some(job);
-                }
-                Steal::Retry => continue,
-                Steal::Empty => break,
-            }
-        }
-        let started = self.started.load(Ordering::Acquire);
-        let mut retry = true;
-        while retry {
-            retry = false;
-            for (i, slot) in self.slots[..started].iter().enumerate() {
-                if i == index {
-                    continue;
-                }
-                if let Some(stealer) = slot.stealer.get() {
-                    match stealer.steal_batch_and_pop(deque) {
-                        Steal::Success(job) => {
-                            self.published_batch(deque);
-                            return Some(job);
-                        }
-                        Steal::Retry => retry = true,
-                        Steal::Empty => {}
-                    }
-                }
-            }
-        }
-        None
+        schedule::find_job(self, &self.sleep, index, deque)
     }
 
-    /// After a batch steal into `deque`: if it moved more than one job, the
-    /// rest are now visible in our deque, and we are about to run a job that
-    /// may take long. While the batch was in transit (taken from its source,
-    /// not yet published in `deque`) no `has_work` could see it, so a worker
-    /// may have gone to sleep meanwhile with nobody left to wake it: like a
-    /// push, publishing the batch wakes a sleeper (`sleep.rs`). Only when the
-    /// batch had several jobs: a fence and a load, a lock only if someone
-    /// sleeps.
-    #[inline]
-    fn published_batch(&self, deque: &Worker<JobRef>) {
-        if !deque.is_empty() {
-            self.sleep.notify_one();
-        }
-    }
-
-    /// Whether any queue holds a job: every place a job can be made visible
-    /// in (the injector and every started worker's deque, this worker's
-    /// own included), as `Sleep::sleep_until` requires.
+    /// Whether any queue holds a job (see `schedule.rs`).
     fn has_work(&self) -> bool {
-        if !self.injector.is_empty() {
-            return true;
-        }
-        let started = self.started.load(Ordering::Acquire);
-        self.slots[..started]
-            .iter()
-            .any(|s| s.stealer.get().is_some_and(|st| !st.is_empty()))
+        schedule::has_work(self)
     }
 
     /// Waits for work; returns false when the worker should exit.
@@ -508,5 +452,43 @@ impl Drop for ExitGuard<'_> {
 fn broken(reason: &str) -> TaskError {
     TaskError::Broken {
         reason: reason.to_owned(),
+    }
+}
+
+/// The pool's queues for the scheduling rules (`schedule.rs`): the
+/// injector, and the started workers' deques through their stealers.
+impl Queues for Registry {
+    type Job = JobRef;
+    type Local = Worker<JobRef>;
+
+    fn pop(&self, local: &Worker<JobRef>) -> Option<JobRef> {
+        local.pop()
+    }
+
+    fn local_is_empty(&self, local: &Worker<JobRef>) -> bool {
+        local.is_empty()
+    }
+
+    fn steal_injector(&self, local: &Worker<JobRef>) -> Steal<JobRef> {
+        self.injector.steal_batch_and_pop(local)
+    }
+
+    fn injector_is_empty(&self) -> bool {
+        self.injector.is_empty()
+    }
+
+    fn workers(&self) -> usize {
+        self.started.load(Ordering::Acquire)
+    }
+
+    fn steal_worker(&self, i: usize, local: &Worker<JobRef>) -> Steal<JobRef> {
+        match self.slots[i].stealer.get() {
+            Some(stealer) => stealer.steal_batch_and_pop(local),
+            None => Steal::Empty,
+        }
+    }
+
+    fn worker_is_empty(&self, i: usize) -> bool {
+        self.slots[i].stealer.get().is_none_or(Stealer::is_empty)
     }
 }

@@ -9,7 +9,11 @@
 //! # What is real and what is a stand-in
 //!
 //! The protocol itself is the pool's own code: [`Sleep`] (`src/sleep.rs`),
-//! which the pool uses unchanged, built on loom's primitives here.
+//! which the pool uses unchanged, built on loom's primitives here, and the
+//! scheduling rules (`src/schedule.rs`: `find_job`, which takes batches
+//! and wakes a sleeper after one, and `has_work`), which the pool runs on
+//! its crossbeam queues and the model runs on the stand-in queues through
+//! the same [`Queues`] trait.
 //!
 //! The queues are a stand-in. The pool's queues are crossbeam-deque, which
 //! is built on `std` atomics that loom cannot see or schedule, so a model
@@ -21,11 +25,12 @@
 //! fences order it. The jobs themselves sit behind a loom `Mutex` that only
 //! guards the `VecDeque`; `is_empty` never takes it. The model's workers and
 //! submits call the queue and [`Sleep`] in the same order as
-//! `Registry::{submit, enqueue, main_loop, find_job, sleep, shutdown}`:
-//! push then `notify_one`; find nothing, then `sleep_until(has_work)`.
-//! A batch steal is two steps, as crossbeam's `steal_batch_and_pop`: take
-//! the jobs from the source (the source looks empty from then on), then
-//! publish them in the thief's deque; between the two, nobody can see them.
+//! `Registry::{submit, enqueue, main_loop, sleep, shutdown}`: push then
+//! `notify_one`; find nothing (the real `find_job`), then
+//! `sleep_until(has_work)` (the real `has_work`). A stand-in batch steal is
+//! two steps, as crossbeam's `steal_batch_and_pop`: take the jobs from the
+//! source (the source looks empty from then on), then publish them in the
+//! thief's deque; between the two, nobody can see them.
 //! The pool's brief spinning before it sleeps is left out: it only looks
 //! again, and a worker that sleeps at once is the harder case.
 
@@ -33,7 +38,9 @@
 
 use std::collections::VecDeque;
 
+use concurrent_futures_thread_pool::schedule::{self, Queues};
 use concurrent_futures_thread_pool::sleep::Sleep;
+use crossbeam_deque::Steal;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
@@ -130,56 +137,72 @@ impl Pool {
         }
     }
 
-    /// `Registry::has_work`: every queue, this worker's own included.
-    fn has_work(&self) -> bool {
-        !self.injector.is_empty() || self.deques.iter().any(|d| !d.is_empty())
-    }
-
     /// crossbeam's `steal_batch_and_pop` from `source` into worker `me`'s
-    /// deque, then `Registry::published_batch`.
-    fn steal_batch_and_pop(&self, source: &Queue, me: usize) -> Option<Job> {
+    /// deque (`Registry::published_batch` is the real one, in
+    /// `schedule::find_job`).
+    fn steal_batch_and_pop(&self, source: &Queue, me: usize) -> Steal<Job> {
         // Step 1: the jobs leave the source (crossbeam: CAS of its head).
         let mut batch = source.take(self.batch).into_iter();
-        let first = batch.next()?;
+        let Some(first) = batch.next() else {
+            return Steal::Empty;
+        };
         // Step 2: the rest appear in our deque (crossbeam: release store
         // of its `back`). In between, no `has_work` can see them.
         let mine = &self.deques[me];
         for job in batch {
             mine.push(job);
         }
-        // `Registry::published_batch`.
-        if !mine.is_empty() {
-            self.sleep.notify_one();
-        }
-        Some(first)
-    }
-
-    /// `Registry::find_job`: own deque, injector, then the other deques.
-    fn find_job(&self, me: usize) -> Option<Job> {
-        if let Some(job) = self.deques[me].take(1).pop() {
-            return Some(job);
-        }
-        if let Some(job) = self.steal_batch_and_pop(&self.injector, me) {
-            return Some(job);
-        }
-        (0..self.deques.len())
-            .filter(|&i| i != me)
-            .find_map(|i| self.steal_batch_and_pop(&self.deques[i], me))
+        Steal::Success(first)
     }
 
     /// `Registry::main_loop` (without the spinning in `Registry::sleep`).
     fn worker(&self, me: usize) {
         loop {
-            match self.find_job(me) {
+            match schedule::find_job(self, &self.sleep, me, &me) {
                 Some(job) => job(),
                 None => {
-                    if !self.sleep.sleep_until(|| self.has_work()) {
+                    if !self.sleep.sleep_until(|| schedule::has_work(self)) {
                         break;
                     }
                 }
             }
         }
         self.sleep.worker_exited();
+    }
+}
+
+/// The stand-in queues, as the real scheduling rules see them; a worker's
+/// own deque is named by its index.
+impl Queues for Pool {
+    type Job = Job;
+    type Local = usize;
+
+    fn pop(&self, me: &usize) -> Option<Job> {
+        self.deques[*me].take(1).pop()
+    }
+
+    fn local_is_empty(&self, me: &usize) -> bool {
+        self.deques[*me].is_empty()
+    }
+
+    fn steal_injector(&self, me: &usize) -> Steal<Job> {
+        self.steal_batch_and_pop(&self.injector, *me)
+    }
+
+    fn injector_is_empty(&self) -> bool {
+        self.injector.is_empty()
+    }
+
+    fn workers(&self) -> usize {
+        self.deques.len()
+    }
+
+    fn steal_worker(&self, i: usize, me: &usize) -> Steal<Job> {
+        self.steal_batch_and_pop(&self.deques[i], *me)
+    }
+
+    fn worker_is_empty(&self, i: usize) -> bool {
+        self.deques[i].is_empty()
     }
 }
 
