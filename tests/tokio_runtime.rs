@@ -18,6 +18,13 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+/// A thread pool and a process pool of 2 workers each.
+fn pools() -> (ThreadPoolExecutor, ProcessPoolExecutor) {
+    let threads = ThreadPoolExecutor::builder().max_workers(2).build();
+    let processes = ProcessPoolExecutor::builder().max_workers(2).build();
+    (threads.unwrap(), processes.unwrap())
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -32,14 +39,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn thousands_of_futures_from_both_pools() {
     const N: u64 = 2000;
-    let threads = ThreadPoolExecutor::builder()
-        .max_workers(2)
-        .build()
-        .unwrap();
-    let processes = ProcessPoolExecutor::builder()
-        .max_workers(2)
-        .build()
-        .unwrap();
+    let (threads, processes) = pools();
     let rt = runtime();
     let total = rt.block_on(async {
         let mut tasks = Vec::new();
@@ -124,14 +124,7 @@ mod stream {
     /// complete: one blocked task comes last, after everything else.
     #[test]
     fn as_completed_stream_on_tokio() {
-        let threads = ThreadPoolExecutor::builder()
-            .max_workers(2)
-            .build()
-            .unwrap();
-        let processes = ProcessPoolExecutor::builder()
-            .max_workers(2)
-            .build()
-            .unwrap();
+        let (threads, processes) = pools();
         let (release, gate) = mpsc::channel::<()>();
         let blocked = threads
             .spawn(move || {
