@@ -229,7 +229,9 @@ struct Inner<T> {
     /// read (through `&T`) only after a reader has seen FINISHED in
     /// `status` (Acquire); emptied only by `into_result`, which proves that it owns the
     /// last handle and that every callback has run. See `TaskFuture::read`.
-    value: ValueCell<Result<T, TaskError>>,
+    /// The error is boxed: a `TaskError` is 56 bytes and rare, and every
+    /// future carries the cell.
+    value: ValueCell<Result<T, Box<TaskError>>>,
     /// Live `TaskFuture` handles (not the `Completer`).
     handles: AtomicUsize,
 }
@@ -598,7 +600,7 @@ impl<T> TaskFuture<T> {
             // caller's wait), so no `&T` can be alive and no other access can
             // happen: no new handle can be made without one to clone.
             FutureState::Finished => match unsafe { self.inner.value.take() } {
-                Some(r) => r,
+                Some(r) => r.map_err(|e| *e),
                 None => Err(TaskError::Broken {
                     reason: "the result was already taken".into(),
                 }),
@@ -617,7 +619,7 @@ impl<T> TaskFuture<T> {
             // long as the returned reference, so no `take` can run meanwhile.
             FutureState::Finished => match unsafe { self.inner.value.get() } {
                 Some(Ok(v)) => Ok(v),
-                Some(Err(e)) => Err(e.clone()),
+                Some(Err(e)) => Err(TaskError::clone(e)),
                 None => Err(TaskError::Broken {
                     reason: "the result was already taken".into(),
                 }),
@@ -1110,7 +1112,7 @@ fn finish_with_panic<T>(
     // write), and this is the only write: we hold the lock, `publish` makes
     // the state final before releasing it, and `finish` refuses a done
     // future.
-    unsafe { inner.value.set(result) };
+    unsafe { inner.value.set(result.map_err(Box::new)) };
     publish(inner, core, state);
     true
 }
