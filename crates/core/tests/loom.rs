@@ -2,8 +2,8 @@
 //! (up to a preemption bound) of completion, cancellation, callback
 //! registration and waiting.
 //!
-//! Run with:
-//! `RUSTFLAGS="--cfg loom" cargo test -p concurrent-futures-core --test loom --release --target-dir target/loom`
+//! Run with (`--features stream` adds the `as_completed_stream` model):
+//! `RUSTFLAGS="--cfg loom" cargo test -p concurrent-futures-core --test loom --features stream --release --target-dir target/loom`
 #![cfg(loom)]
 
 use concurrent_futures_core::{ReturnWhen, TaskError, TaskFuture, as_completed, wait};
@@ -156,6 +156,38 @@ fn as_completed_yields_each_once() {
         let mut seen: Vec<u8> = as_completed([a, b], None)
             .map(|f| *f.unwrap().result().unwrap())
             .collect();
+        seen.sort();
+        assert_eq!(seen, [1, 2]);
+        t.join().unwrap();
+    });
+}
+
+/// `as_completed_stream` polled by an async task while another thread
+/// completes the futures: every completion wakes the task (the waker is
+/// stored under the lock that `notify` pushes under), so `block_on`
+/// always finishes; a lost wake-up would show as a deadlock.
+#[cfg(feature = "stream")]
+#[test]
+fn as_completed_stream_wakes_its_task() {
+    use std::pin::Pin;
+
+    use concurrent_futures_core::as_completed_stream;
+    use futures_core::Stream;
+
+    model(|| {
+        let (a, ca) = TaskFuture::<u8>::pending();
+        let (b, cb) = TaskFuture::<u8>::pending();
+        let t = thread::spawn(move || {
+            ca.complete(Ok(1));
+            cb.complete(Ok(2));
+        });
+        let mut done = as_completed_stream([a, b]);
+        let mut seen = Vec::new();
+        while let Some(f) =
+            loom::future::block_on(std::future::poll_fn(|cx| Pin::new(&mut done).poll_next(cx)))
+        {
+            seen.push(*f.result().unwrap());
+        }
         seen.sort();
         assert_eq!(seen, [1, 2]);
         t.join().unwrap();
