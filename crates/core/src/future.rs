@@ -9,7 +9,16 @@
 //!    └──cancel──▶ CANCELLED
 //! ```
 //!
-//! Every transition happens under the future's one mutex (`Inner::core`).
+//! Every transition but one happens under the future's one mutex
+//! (`Inner::core`). The exception is PENDING to RUNNING (`set_running`),
+//! the only move out of PENDING that is not into a done state: it is a
+//! compare-and-swap on `Inner::status` with no lock. The other writers of
+//! `status` keep it correct: `cancel` leaves PENDING by a compare-and-swap
+//! too (under the lock), so exactly one of the two wins; adding the
+//! HAS_CALLBACKS flag is a `fetch_or`, which cannot undo a concurrent
+//! RUNNING; and the stores of a done state happen only after the state is
+//! done, which `set_running` then leaves alone.
+//!
 //! A transition into a done state (FINISHED or CANCELLED), in this order:
 //! 1. writes the value (FINISHED only) and the new state, and takes the
 //!    registered waiters, wakers, callbacks and inline hook, under the lock;
@@ -756,9 +765,11 @@ impl<T> TaskFuture<T> {
         let status = self.status();
         if !is_done(status) {
             core.extras().callbacks.push(Box::new(callback));
-            self.inner
-                .status
-                .store(status | HAS_CALLBACKS, Ordering::Release);
+            // `fetch_or`, not a store of `status | HAS_CALLBACKS`: a
+            // `set_running` may move PENDING to RUNNING meanwhile, without
+            // the lock (see the module docs); the future cannot become done
+            // while we hold the lock.
+            self.inner.status.fetch_or(HAS_CALLBACKS, Ordering::Release);
             return;
         }
         drop(core);
@@ -789,14 +800,29 @@ impl<T> TaskFuture<T> {
 /// Moves a PENDING future to CANCELLED; true if it is cancelled now.
 fn cancel<T>(inner: &Arc<Inner<T>>) -> bool {
     let core = sync::lock(&inner.core);
-    match inner.status.load(Ordering::Relaxed) & STATE_MASK {
-        PENDING => {
-            publish(inner, core, CANCELLED);
-            true
+    let mut status = inner.status.load(Ordering::Relaxed);
+    loop {
+        match status & STATE_MASK {
+            PENDING => {}
+            CANCELLED => return true,
+            _ => return false,
         }
-        CANCELLED => true,
-        _ => false,
+        // Leave PENDING by a compare-and-swap: `set_running` takes no lock
+        // (see the module docs), so exactly one of the two wins. CANCELLED
+        // is done, so nothing moves it again; `publish` then stores it with
+        // the SETTLED flag.
+        match inner.status.compare_exchange_weak(
+            status,
+            (status & !STATE_MASK) | CANCELLED,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => break,
+            Err(now) => status = now,
+        }
     }
+    publish(inner, core, CANCELLED);
+    true
 }
 
 /// The transition into the done state `state` (CANCELLED, FINISHED_OK or
@@ -956,16 +982,21 @@ impl<T> Completer<T> {
     /// ```
     pub fn set_running(&self) -> bool {
         let inner = self.inner();
-        let _core = sync::lock(&inner.core);
-        let status = inner.status.load(Ordering::Relaxed);
-        if status & STATE_MASK == PENDING {
-            inner
-                .status
-                .store((status & !STATE_MASK) | RUNNING, Ordering::Release);
-            true
-        } else {
-            false
+        // No lock: a compare-and-swap out of PENDING, which `cancel` also
+        // leaves only by a compare-and-swap (see the module docs).
+        let mut status = inner.status.load(Ordering::Relaxed);
+        while status & STATE_MASK == PENDING {
+            match inner.status.compare_exchange_weak(
+                status,
+                (status & !STATE_MASK) | RUNNING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => status = now,
+            }
         }
+        false
     }
 
     /// True if done-callbacks are waiting for this future. They will run in
