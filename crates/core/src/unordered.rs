@@ -142,6 +142,16 @@ where
         );
     }
 
+    /// The task registered under `token` is done: its results go to
+    /// `ready` and its token is free again.
+    fn finished(&mut self, token: usize) {
+        if let Some(task) = self.in_flight.get_mut(token).and_then(Option::take) {
+            self.pending -= 1;
+            self.free.push(token);
+            self.take(task);
+        }
+    }
+
     /// Cancels and forgets every task in flight.
     fn cancel_all(&mut self) {
         for task in self.in_flight.iter().flatten() {
@@ -177,6 +187,12 @@ where
                 self.ended = true;
                 return self.submit_error.take().map(|(i, e)| (i, Err(e)));
             }
+            // A task that is done already needs no claim and no wait: the
+            // common case while results keep coming.
+            if let Some((token, _)) = self.waiter.try_next() {
+                self.finished(token);
+                continue;
+            }
             // Claim a still-queued task of our own pool instead of waiting
             // for it (as `result()` does), so that a task that maps on its
             // own one-worker pool cannot deadlock.
@@ -186,13 +202,7 @@ where
                 }
             }
             match self.waiter.next(self.deadline) {
-                Some((token, _)) => {
-                    if let Some(task) = self.in_flight.get_mut(token).and_then(Option::take) {
-                        self.pending -= 1;
-                        self.free.push(token);
-                        self.take(task);
-                    }
-                }
+                Some((token, _)) => self.finished(token),
                 None => {
                     let first = self
                         .in_flight

@@ -132,7 +132,7 @@ impl Waiter {
         }
     }
 
-    fn try_next(&self) -> Option<(usize, Outcome)> {
+    pub(crate) fn try_next(&self) -> Option<(usize, Outcome)> {
         sync::lock(&self.state).ready.pop_front()
     }
 }
