@@ -126,9 +126,11 @@ const SPIN_ROUNDS: u32 = 0;
 ///
 /// When a thread blocks on a future that is still queued, the future asks
 /// its hook to run the task right there. The hook decides whether that is
-/// allowed: the thread pool allows it only in its own worker threads, and
-/// only for the very task awaited, which is how a task that waits on a
-/// queued task of the same pool avoids deadlock even with one worker.
+/// allowed. (An executor whose tasks are closures in this process does
+/// better with [`TaskFuture::queued`], which keeps the task in the
+/// future's own allocation and asks its
+/// [`QueuePolicy`](crate::QueuePolicy) instead: that is how the thread
+/// pool lets only its own workers run the very task they await.)
 pub trait InlineRun: Send + Sync {
     /// Runs the task in the calling thread if this thread may and the task
     /// has not been claimed yet; returns true if it ran it.
@@ -193,16 +195,9 @@ struct Core<T> {
     /// this is non-zero, which keeps the uncontended completion free of
     /// syscalls.
     blocked: usize,
-    /// Callbacks, waiters and wakers: boxed, since most futures have none.
+    /// Callbacks, waiters, wakers and an inline hook: boxed, since most
+    /// futures have none.
     extras: Option<Box<Extras<T>>>,
-    /// The executor's inline hook (see [`InlineRun`]), held weakly: the
-    /// executor owns it (the thread pool's queued job, which owns this
-    /// future's `Completer`). A strong hook would be a cycle (future, hook,
-    /// completer, future) that keeps a queued job dropped unclaimed alive,
-    /// so its completer's complete-on-drop could never fire. Dropped on
-    /// completion, so the hook's memory goes back as soon as the executor
-    /// is done with it.
-    inline: Option<std::sync::Weak<dyn InlineRun>>,
 }
 
 struct Extras<T> {
@@ -211,6 +206,13 @@ struct Extras<T> {
     wakers: Vec<Waker>,
     /// A panicked task's payload, until [`TaskFuture::take_panic`].
     panic: Option<Box<dyn Any + Send>>,
+    /// The executor's inline hook (see [`InlineRun`]), held weakly: the
+    /// executor owns it, and its state may own this future's `Completer`;
+    /// a strong hook would then be a cycle (future, hook, completer,
+    /// future) that keeps a task the executor dropped alive, so its
+    /// completer's complete-on-drop could never fire. Dropped on
+    /// completion.
+    inline: Option<std::sync::Weak<dyn InlineRun>>,
 }
 
 impl<T> Core<T> {
@@ -221,12 +223,22 @@ impl<T> Core<T> {
                 waiters: Vec::new(),
                 wakers: Vec::new(),
                 panic: None,
+                inline: None,
             })
         })
     }
 }
 
-struct Inner<T> {
+/// A future's shared state: one allocation, shared by its handles, its
+/// completer and, for a task made with [`TaskFuture::queued`], the
+/// executor's queue entry. `B` is what follows the state in the same
+/// allocation: nothing ([`NoBody`]) for a future made with
+/// [`TaskFuture::pending`], the task itself for a queued one
+/// (`task.rs`). Handles see it as `dyn Body<T>`.
+///
+/// Held in `std`'s `Arc` even under loom: loom's cannot unsize to a
+/// `dyn` tail. Loom still checks every atomic and lock inside.
+pub(crate) struct Inner<T, B: ?Sized = dyn Body<T>> {
     core: Mutex<Core<T>>,
     cond: Condvar,
     /// The state (and the SETTLED flag). Written only with `core` locked,
@@ -243,6 +255,83 @@ struct Inner<T> {
     value: ValueCell<Result<T, Box<TaskError>>>,
     /// Live `TaskFuture` handles (not the `Completer`).
     handles: AtomicUsize,
+    /// The rest of the allocation (see above). Last: it may be unsized.
+    pub(crate) body: B,
+}
+
+/// What a future's allocation carries after its state (see [`Inner`]).
+pub(crate) trait Body<T>: Send + Sync {
+    /// Runs the queued task in the calling thread, if its executor lets
+    /// this thread and nobody has claimed the task yet; true if it ran it
+    /// (see [`InlineRun`]). `cell` is the allocation this body ends.
+    fn run_inline(&self, cell: &CellRef<T>) -> bool;
+}
+
+/// The body of a future made with [`TaskFuture::pending`]: nothing. Its
+/// executor may still install an inline hook ([`Completer::set_inline_hook`]).
+pub(crate) struct NoBody;
+
+impl<T> Body<T> for NoBody {
+    fn run_inline(&self, _cell: &CellRef<T>) -> bool {
+        false
+    }
+}
+
+/// A counted reference to a future's allocation, its body unsized.
+pub(crate) type CellRef<T> = std::sync::Arc<Inner<T>>;
+
+impl<T, B> Inner<T, B> {
+    /// A PENDING future's state, followed by `body`.
+    pub(crate) fn new(body: B) -> Inner<T, B> {
+        Inner {
+            core: Mutex::new(Core {
+                blocked: 0,
+                extras: None,
+            }),
+            cond: Condvar::new(),
+            status: AtomicUsize::new(PENDING),
+            value: ValueCell::new(),
+            handles: AtomicUsize::new(1),
+            body,
+        }
+    }
+}
+
+impl<T, B: ?Sized> Inner<T, B> {
+    /// Moves the future from PENDING to RUNNING: the claim on the task.
+    /// False if it is not PENDING (cancelled, or already claimed).
+    pub(crate) fn set_running(&self) -> bool {
+        // No lock: a compare-and-swap out of PENDING, which `cancel` also
+        // leaves only by a compare-and-swap (see the module docs).
+        let mut status = self.status.load(Ordering::Relaxed);
+        while status & STATE_MASK == PENDING {
+            match self.status.compare_exchange_weak(
+                status,
+                (status & !STATE_MASK) | RUNNING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => status = now,
+            }
+        }
+        false
+    }
+
+    /// Whether the future is PENDING (a snapshot).
+    pub(crate) fn is_pending(&self) -> bool {
+        self.status.load(Ordering::Acquire) & STATE_MASK == PENDING
+    }
+
+    /// Whether the future is CANCELLED (final).
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.status.load(Ordering::Acquire) & STATE_MASK == CANCELLED
+    }
+
+    /// True if done-callbacks wait to run in the completing thread.
+    pub(crate) fn has_callbacks(&self) -> bool {
+        self.status.load(Ordering::Acquire) & HAS_CALLBACKS != 0
+    }
 }
 
 // SAFETY: `value` is an UnsafeCell shared between the completing thread,
@@ -255,8 +344,9 @@ struct Inner<T> {
 // handle in the completing thread, can be attached only where `T: Sync`.
 // So where `T` is not `Sync`, every handle, and every `&T`, stays in the
 // one thread that made the future, while the completer crosses to a worker.
-unsafe impl<T: Send> Send for Inner<T> {}
-unsafe impl<T: Send> Sync for Inner<T> {}
+// The body is shared as it is (`Body` asks `Send + Sync` of it).
+unsafe impl<T: Send, B: ?Sized + Send + Sync> Send for Inner<T, B> {}
+unsafe impl<T: Send, B: ?Sized + Send + Sync> Sync for Inner<T, B> {}
 
 /// A handle to the eventual result of a task: Python's
 /// `concurrent.futures.Future`.
@@ -317,7 +407,7 @@ unsafe impl<T: Send> Sync for Inner<T> {}
 /// assert_eq!(fut.into_result().map(Cell::into_inner), Ok(8));
 /// ```
 pub struct TaskFuture<T> {
-    inner: Arc<Inner<T>>,
+    inner: CellRef<T>,
     /// Not `Send` nor `Sync` by default: see the impls below.
     _handles: PhantomData<*const T>,
 }
@@ -344,7 +434,7 @@ unsafe impl<T: Send + Sync> Sync for TaskFuture<T> {}
 /// assert!(matches!(fut.result(), Err(TaskError::Broken { .. })));
 /// ```
 pub struct Completer<T> {
-    inner: Option<Arc<Inner<T>>>,
+    inner: Option<CellRef<T>>,
 }
 
 impl<T> TaskFuture<T> {
@@ -362,24 +452,19 @@ impl<T> TaskFuture<T> {
     /// assert_eq!(fut.result(), Ok(&"done"));
     /// ```
     pub fn pending() -> (TaskFuture<T>, Completer<T>) {
-        let inner = Arc::new(Inner {
-            core: Mutex::new(Core {
-                blocked: 0,
-                extras: None,
-                inline: None,
-            }),
-            cond: Condvar::new(),
-            status: AtomicUsize::new(PENDING),
-            value: ValueCell::new(),
-            handles: AtomicUsize::new(1),
-        });
+        let inner: CellRef<T> = std::sync::Arc::new(Inner::new(NoBody));
         (
-            TaskFuture {
-                inner: inner.clone(),
-                _handles: PhantomData,
-            },
+            TaskFuture::from_cell(inner.clone()),
             Completer { inner: Some(inner) },
         )
+    }
+
+    /// The first handle on a new future's allocation.
+    pub(crate) fn from_cell(inner: CellRef<T>) -> TaskFuture<T> {
+        TaskFuture {
+            inner,
+            _handles: PhantomData,
+        }
     }
 
     /// A future that is already FINISHED with `value`.
@@ -650,6 +735,10 @@ impl<T> TaskFuture<T> {
         if ready(self.status()) {
             return true;
         }
+        // A queued task that this thread may run (`task.rs`) runs here.
+        if self.inner.body.run_inline(&self.inner) && ready(self.status()) {
+            return true;
+        }
         let hook = self.inline_hook();
         if let Some(hook) = hook {
             hook.try_run_inline();
@@ -781,24 +870,26 @@ impl<T> TaskFuture<T> {
         if self.done() {
             return false;
         }
-        self.inline_hook().is_some_and(|h| h.try_run_inline())
+        self.inner.body.run_inline(&self.inner)
+            || self.inline_hook().is_some_and(|h| h.try_run_inline())
     }
 
     /// The inline hook, while its executor keeps it.
     fn inline_hook(&self) -> Option<std::sync::Arc<dyn InlineRun>> {
         self.lock()
-            .inline
+            .extras
             .as_ref()
+            .and_then(|e| e.inline.as_ref())
             .and_then(std::sync::Weak::upgrade)
     }
 
     fn id(&self) -> usize {
-        Arc::as_ptr(&self.inner) as *const () as usize
+        std::sync::Arc::as_ptr(&self.inner) as *const () as usize
     }
 }
 
 /// Moves a PENDING future to CANCELLED; true if it is cancelled now.
-fn cancel<T>(inner: &Arc<Inner<T>>) -> bool {
+pub(crate) fn cancel<T>(inner: &CellRef<T>) -> bool {
     let core = sync::lock(&inner.core);
     let mut status = inner.status.load(Ordering::Relaxed);
     loop {
@@ -827,23 +918,22 @@ fn cancel<T>(inner: &Arc<Inner<T>>) -> bool {
 
 /// The transition into the done state `state` (CANCELLED, FINISHED_OK or
 /// FINISHED_ERR), with `core` locked and, for FINISHED, the value written.
-fn publish<T>(inner: &Arc<Inner<T>>, mut core: MutexGuard<'_, Core<T>>, state: usize) {
+fn publish<T>(inner: &CellRef<T>, mut core: MutexGuard<'_, Core<T>>, state: usize) {
     let outcome = match state {
         CANCELLED => Outcome::Cancelled,
         FINISHED_OK => Outcome::Succeeded,
         _ => Outcome::Failed,
     };
     let extras = core.extras.take();
-    let inline = core.inline.take();
-    let (callbacks, waiters, wakers) = match extras {
+    let (callbacks, waiters, wakers, inline) = match extras {
         Some(e) => {
             if e.panic.is_some() {
                 // Kept for `take_panic`.
                 core.extras().panic = e.panic;
             }
-            (e.callbacks, e.waiters, e.wakers)
+            (e.callbacks, e.waiters, e.wakers, e.inline)
         }
-        None => (Vec::new(), Vec::new(), Vec::new()),
+        None => (Vec::new(), Vec::new(), Vec::new(), None),
     };
     let settled = if callbacks.is_empty() { SETTLED } else { 0 };
     // Release: publishes the value (written before) with the state.
@@ -964,7 +1054,7 @@ fn timed_out(after: Duration) -> TaskError {
 }
 
 impl<T> Completer<T> {
-    fn inner(&self) -> &Arc<Inner<T>> {
+    fn inner(&self) -> &CellRef<T> {
         self.inner
             .as_ref()
             .expect("a Completer is only emptied when consumed")
@@ -981,22 +1071,7 @@ impl<T> Completer<T> {
     /// assert!(!fut.cancel()); // a running task cannot be cancelled
     /// ```
     pub fn set_running(&self) -> bool {
-        let inner = self.inner();
-        // No lock: a compare-and-swap out of PENDING, which `cancel` also
-        // leaves only by a compare-and-swap (see the module docs).
-        let mut status = inner.status.load(Ordering::Relaxed);
-        while status & STATE_MASK == PENDING {
-            match inner.status.compare_exchange_weak(
-                status,
-                (status & !STATE_MASK) | RUNNING,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => status = now,
-            }
-        }
-        false
+        self.inner().set_running()
     }
 
     /// True if done-callbacks are waiting for this future. They will run in
@@ -1011,7 +1086,7 @@ impl<T> Completer<T> {
     /// assert!(completer.has_callbacks());
     /// ```
     pub fn has_callbacks(&self) -> bool {
-        self.inner().status.load(Ordering::Acquire) & HAS_CALLBACKS != 0
+        self.inner().has_callbacks()
     }
 
     /// True if the future was cancelled.
@@ -1023,7 +1098,7 @@ impl<T> Completer<T> {
     /// assert!(completer.is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.inner().status.load(Ordering::Acquire) & STATE_MASK == CANCELLED
+        self.inner().is_cancelled()
     }
 
     /// True if this completer finishes `future` (the two came from the same
@@ -1039,7 +1114,7 @@ impl<T> Completer<T> {
     /// assert!(!completer.is_for(&other));
     /// ```
     pub fn is_for(&self, future: &TaskFuture<T>) -> bool {
-        Arc::ptr_eq(self.inner(), &future.inner)
+        same_cell(self.inner(), &future.inner)
     }
 
     /// Installs the hook that lets a blocked waiter run this queued task
@@ -1053,7 +1128,7 @@ impl<T> Completer<T> {
         let inner = self.inner();
         let mut core = sync::lock(&inner.core);
         if !is_done(inner.status.load(Ordering::Relaxed)) {
-            core.inline = Some(weak);
+            core.extras().inline = Some(weak);
         }
     }
 
@@ -1110,19 +1185,31 @@ impl<T> Completer<T> {
     /// ```
     pub fn complete_panicked(mut self, payload: Box<dyn Any + Send>) -> bool {
         let inner = self.inner.take().expect("completer used once");
-        let message = crate::error::panic_message(&*payload);
-        finish_with_panic(&inner, Err(TaskError::Panicked { message }), Some(payload))
+        finish_panicked(&inner, payload)
     }
 }
 
-fn finish<T>(inner: &Arc<Inner<T>>, result: Result<T, TaskError>) -> bool {
+/// Completes the future as a task that panicked with `payload` (see
+/// [`Completer::complete_panicked`]).
+pub(crate) fn finish_panicked<T>(inner: &CellRef<T>, payload: Box<dyn Any + Send>) -> bool {
+    let message = crate::error::panic_message(&*payload);
+    finish_with_panic(inner, Err(TaskError::Panicked { message }), Some(payload))
+}
+
+/// Whether two references are to the same future (the address alone: the
+/// body's vtable does not matter).
+fn same_cell<T>(a: &CellRef<T>, b: &CellRef<T>) -> bool {
+    std::ptr::addr_eq(std::sync::Arc::as_ptr(a), std::sync::Arc::as_ptr(b))
+}
+
+pub(crate) fn finish<T>(inner: &CellRef<T>, result: Result<T, TaskError>) -> bool {
     finish_with_panic(inner, result, None)
 }
 
 /// [`finish`], keeping a panic's payload (under the lock, before the
 /// future is seen done) for [`TaskFuture::take_panic`].
 fn finish_with_panic<T>(
-    inner: &Arc<Inner<T>>,
+    inner: &CellRef<T>,
     result: Result<T, TaskError>,
     panic: Option<Box<dyn Any + Send>>,
 ) -> bool {
@@ -1190,7 +1277,7 @@ impl<T> Drop for TaskFuture<T> {
 /// Identity: two handles are equal when they refer to the same task.
 impl<T> PartialEq for TaskFuture<T> {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        same_cell(&self.inner, &other.inner)
     }
 }
 impl<T> Eq for TaskFuture<T> {}

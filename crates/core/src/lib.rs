@@ -23,6 +23,7 @@ mod future;
 #[cfg(feature = "stream")]
 mod stream;
 mod sync;
+mod task;
 mod unordered;
 mod wait;
 
@@ -37,6 +38,7 @@ pub use future::{
 };
 #[cfg(feature = "stream")]
 pub use stream::{AsCompletedStream, as_completed_stream};
+pub use task::{QueuePolicy, QueuedTask};
 pub use unordered::MapUnordered;
 pub use wait::{
     AsCompleted, DoneAndNotDone, Outcome, ReturnWhen, Waitable, Waiter, as_completed, wait,

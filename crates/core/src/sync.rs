@@ -81,6 +81,16 @@ impl<T> ValueCell<T> {
         }
     }
 
+    /// A cell that holds `value` already.
+    pub(crate) fn holding(value: T) -> Self {
+        ValueCell {
+            #[cfg(not(loom))]
+            cell: std::cell::UnsafeCell::new(Some(value)),
+            #[cfg(loom)]
+            cell: loom::cell::UnsafeCell::new(Some(value)),
+        }
+    }
+
     /// # Safety
     /// No other access to the cell may happen at the same time.
     pub(crate) unsafe fn set(&self, value: T) {

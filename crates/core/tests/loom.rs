@@ -193,3 +193,107 @@ fn as_completed_stream_wakes_its_task() {
         t.join().unwrap();
     });
 }
+
+/// Counts a closure's runs and drops (its captures).
+struct Tally {
+    runs: AtomicUsize,
+    drops: AtomicUsize,
+}
+
+/// Dropped with the closure that captured it.
+struct DropGuard(Arc<Tally>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Lets any thread run a queued task inline.
+struct Anywhere;
+
+impl concurrent_futures_core::QueuePolicy for Anywhere {
+    fn may_run_inline(&self) -> bool {
+        true
+    }
+}
+
+/// A task made with `TaskFuture::queued`: the worker that pops its entry,
+/// a waiter that runs it inline and a `cancel` all race for it. The
+/// closure runs at most once, is dropped exactly once, whoever wins; the
+/// outcome matches (cancelled and never run, or run and finished); the
+/// worker's `when_free` is called exactly once.
+#[test]
+fn queued_run_vs_inline_vs_cancel() {
+    model(|| {
+        let tally = Arc::new(Tally {
+            runs: AtomicUsize::new(0),
+            drops: AtomicUsize::new(0),
+        });
+        let guard = DropGuard(tally.clone());
+        let counted = tally.clone();
+        let (fut, task) = TaskFuture::queued(Anywhere, move || {
+            let _guard = guard;
+            counted.runs.fetch_add(1, Ordering::SeqCst);
+            7_u32
+        });
+        let worker = thread::spawn(move || {
+            let freed = AtomicUsize::new(0);
+            task.run(&|| {
+                freed.fetch_add(1, Ordering::SeqCst);
+            });
+            freed.load(Ordering::SeqCst)
+        });
+        let canceller = fut.clone();
+        let t = thread::spawn(move || canceller.cancel());
+        let outcome = fut.result().copied();
+        let cancelled = t.join().unwrap();
+        assert_eq!(worker.join().unwrap(), 1, "when_free once");
+        assert_eq!(
+            tally.drops.load(Ordering::SeqCst),
+            1,
+            "closure dropped once"
+        );
+        match outcome {
+            Ok(v) => {
+                assert_eq!(v, 7);
+                assert!(!cancelled);
+                assert_eq!(tally.runs.load(Ordering::SeqCst), 1);
+            }
+            Err(e) => {
+                assert_eq!(e, TaskError::Cancelled);
+                assert!(cancelled);
+                assert_eq!(tally.runs.load(Ordering::SeqCst), 0);
+            }
+        }
+    });
+}
+
+/// A queued task's entry dropped unrun (its queue torn down) while a
+/// waiter blocks on it: the waiter wakes with `Broken`, or ran it inline
+/// first; the closure is dropped exactly once either way.
+#[test]
+fn queued_entry_dropped_vs_waiter() {
+    model(|| {
+        let tally = Arc::new(Tally {
+            runs: AtomicUsize::new(0),
+            drops: AtomicUsize::new(0),
+        });
+        let guard = DropGuard(tally.clone());
+        let counted = tally.clone();
+        let (fut, task) = TaskFuture::queued(Anywhere, move || {
+            let _guard = guard;
+            counted.runs.fetch_add(1, Ordering::SeqCst);
+            1_u8
+        });
+        let t = thread::spawn(move || drop(task));
+        let outcome = fut.result().copied();
+        t.join().unwrap();
+        assert_eq!(tally.drops.load(Ordering::SeqCst), 1);
+        match outcome {
+            Ok(1) => assert_eq!(tally.runs.load(Ordering::SeqCst), 1),
+            Err(TaskError::Broken { .. }) => assert_eq!(tally.runs.load(Ordering::SeqCst), 0),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}

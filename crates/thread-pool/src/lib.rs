@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod closures;
+mod inbox;
 mod job;
 mod registry;
 #[cfg(not(loom))]
@@ -47,7 +48,7 @@ pub use closures::ClosureTasks;
 pub use concurrent_futures_core::InitResult;
 use concurrent_futures_core::{ConfigError, Executor, Payload, TaskError, TaskFuture, catch_panic};
 
-use crate::job::JobCell;
+use crate::job::Entry;
 use crate::registry::{Config, Initializer, Registry};
 
 static NEXT_POOL_NUMBER: AtomicUsize = AtomicUsize::new(0);
@@ -220,14 +221,14 @@ impl ThreadPoolExecutor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (fut, completer) = TaskFuture::pending();
         let pool_id = self.registry.id;
-        let mut completer = Some(completer);
+        let mut fut = None;
         self.registry.submit(|counted| {
-            let completer = completer.take().expect("make_job runs once");
-            JobCell::new(pool_id, counted, completer, f)
+            let (future, job) = TaskFuture::queued(Entry { pool_id, counted }, f);
+            fut = Some(future);
+            job
         })?;
-        Ok(fut)
+        Ok(fut.expect("made by an accepted submit"))
     }
 
     /// The most threads this pool runs at once.

@@ -2,10 +2,11 @@
 //! crossbeam-deque, lazy thread start, the sleep/wake protocol, shutdown.
 //!
 //! # Queues
-//! Submissions from outside the pool go to the global `injector`; a task
+//! Submissions from outside the pool go to the pool's `inbox` (a ring,
+//! then an overflow queue: `inbox.rs`); a task
 //! submitted from inside one of the pool's workers goes to that worker's
 //! own deque. A worker looks in its deque, then takes a batch from the
-//! injector, then steals from the other workers.
+//! inbox, then steals from the other workers.
 //!
 //! # Sleeping and waking (no lost wake-up)
 //! The protocol and its invariants live in `sleep.rs` (the `Sleep` unit,
@@ -53,8 +54,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle, ThreadId};
 
 use concurrent_futures_core::{TaskError, catch_panic};
-use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use crossbeam_deque::{Steal, Stealer, Worker};
 
+use crate::inbox::Inbox;
 use crate::job::JobRef;
 use crate::schedule::{self, Queues};
 use crate::sleep::Sleep;
@@ -83,7 +85,8 @@ pub(crate) struct Config {
 pub(crate) struct Registry {
     pub(crate) id: usize,
     pub(crate) config: Config,
-    injector: Injector<JobRef>,
+    /// Submissions from outside the workers (`inbox.rs`).
+    inbox: Inbox<JobRef>,
     slots: Box<[Slot]>,
     /// Threads started so far; also the index of the next one. Written
     /// under `threads`' lock.
@@ -135,7 +138,7 @@ impl Registry {
         Arc::new(Registry {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             config,
-            injector: Injector::new(),
+            inbox: Inbox::new(),
             slots,
             started: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
@@ -186,7 +189,7 @@ impl Registry {
             _ => {}
         });
         if let Some(job) = job {
-            self.injector.push(job);
+            self.inbox.push(job);
         }
         // The job is visible: wake a sleeper if there is one (no lost
         // wake-up: see `sleep.rs`).
@@ -342,10 +345,10 @@ impl Registry {
         self.sleep.sleep_until(|| self.has_work())
     }
 
-    /// Takes every queued job (from the injector and every worker's deque)
+    /// Takes every queued job (from the inbox and every worker's deque)
     /// and hands it to `f`; each counts as done with (`release_load`).
     fn drain(&self, f: impl Fn(JobRef)) {
-        self.drain_from(|| self.injector.steal(), &f);
+        self.drain_from(|| self.inbox.steal(), &f);
         let started = self.started.load(Ordering::Acquire);
         for slot in &self.slots[..started] {
             if let Some(stealer) = slot.stealer.get() {
@@ -358,7 +361,7 @@ impl Registry {
         loop {
             match steal() {
                 Steal::Success(job) => {
-                    let counted = job.counted();
+                    let counted = job.policy().counted;
                     f(job);
                     if counted {
                         self.release_load();
@@ -373,7 +376,9 @@ impl Registry {
     pub(crate) fn shutdown(&self, wait: bool, cancel_futures: bool) {
         self.sleep.begin_shutdown();
         if cancel_futures {
-            self.drain(|j| j.cancel());
+            self.drain(|j| {
+                j.cancel();
+            });
         }
         self.sleep.notify_all();
         if !wait {
@@ -456,7 +461,7 @@ fn broken(reason: &str) -> TaskError {
 }
 
 /// The pool's queues for the scheduling rules (`schedule.rs`): the
-/// injector, and the started workers' deques through their stealers.
+/// inbox, and the started workers' deques through their stealers.
 impl Queues for Registry {
     type Job = JobRef;
     type Local = Worker<JobRef>;
@@ -469,12 +474,12 @@ impl Queues for Registry {
         local.is_empty()
     }
 
-    fn steal_injector(&self, local: &Worker<JobRef>) -> Steal<JobRef> {
-        self.injector.steal_batch_and_pop(local)
+    fn steal_inbox(&self, local: &Worker<JobRef>) -> Steal<JobRef> {
+        self.inbox.steal_batch_and_pop(local)
     }
 
-    fn injector_is_empty(&self) -> bool {
-        self.injector.is_empty()
+    fn inbox_is_empty(&self) -> bool {
+        self.inbox.is_empty()
     }
 
     fn workers(&self) -> usize {

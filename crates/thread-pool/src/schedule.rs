@@ -8,7 +8,7 @@ use crossbeam_deque::Steal;
 
 use crate::sleep::Sleep;
 
-/// The queues of a pool, as the scheduling rules see them: one injector
+/// The queues of a pool, as the scheduling rules see them: one inbox
 /// for submissions from outside, and one deque per started worker, each
 /// popped by its owner and stolen from by the others.
 pub trait Queues {
@@ -21,10 +21,10 @@ pub trait Queues {
     fn pop(&self, local: &Self::Local) -> Option<Self::Job>;
     /// Whether the owner's deque looks empty.
     fn local_is_empty(&self, local: &Self::Local) -> bool;
-    /// Moves a batch from the injector into `local` and pops one of it.
-    fn steal_injector(&self, local: &Self::Local) -> Steal<Self::Job>;
-    /// Whether the injector looks empty.
-    fn injector_is_empty(&self) -> bool;
+    /// Moves a batch from the inbox into `local` and pops one of it.
+    fn steal_inbox(&self, local: &Self::Local) -> Steal<Self::Job>;
+    /// Whether the inbox looks empty.
+    fn inbox_is_empty(&self) -> bool;
     /// How many workers have a deque (started ones).
     fn workers(&self) -> usize;
     /// Moves a batch from worker `i`'s deque into `local` and pops one of
@@ -35,7 +35,7 @@ pub trait Queues {
 }
 
 /// The next job for worker `index`: its own deque, then a batch from the
-/// injector, then a batch from each other worker, retried while a steal
+/// inbox, then a batch from each other worker, retried while a steal
 /// says so. After a batch steal, [`published_batch`].
 pub fn find_job<Q: Queues>(q: &Q, sleep: &Sleep, index: usize, local: &Q::Local) -> Option<Q::Job> {
     if let Some(job) = q.pop(local) {
@@ -44,7 +44,7 @@ pub fn find_job<Q: Queues>(q: &Q, sleep: &Sleep, index: usize, local: &Q::Local)
     // `local` is empty here (only its owner pushes to it), so if it is not
     // after a batch steal, the batch moved more than one job.
     loop {
-        match q.steal_injector(local) {
+        match q.steal_inbox(local) {
             Steal::Success(job) => {
                 published_batch(q, sleep, local);
                 return Some(job);
@@ -86,8 +86,8 @@ pub fn published_batch<Q: Queues>(q: &Q, sleep: &Sleep, local: &Q::Local) {
 }
 
 /// Whether any queue holds a job: every place a job can be made visible in
-/// (the injector and every started worker's deque, the caller's own
+/// (the inbox and every started worker's deque, the caller's own
 /// included), as `Sleep::sleep_until` requires.
 pub fn has_work<Q: Queues>(q: &Q) -> bool {
-    !q.injector_is_empty() || (0..q.workers()).any(|i| !q.worker_is_empty(i))
+    !q.inbox_is_empty() || (0..q.workers()).any(|i| !q.worker_is_empty(i))
 }

@@ -12,7 +12,7 @@
 //!
 //! 1. **No lost wake-up.** A job visible in a queue is never left there
 //!    while every worker sleeps: whoever makes a job visible (a submit
-//!    pushing to the injector or to its worker's own deque, or a worker
+//!    pushing to the inbox or to its worker's own deque, or a worker
 //!    that moved a batch into its deque, see `Registry::find_job`) calls
 //!    `notify_one` after it, and a worker only waits after it registered as
 //!    a sleeper and then saw no job.

@@ -97,12 +97,13 @@ impl Queue {
 /// The pool, modelled: the real [`Sleep`], stand-in queues.
 struct Pool {
     sleep: Sleep,
-    injector: Queue,
+    inbox: Queue,
     /// One deque per worker.
     deques: Vec<Queue>,
-    /// Most jobs one batch steal moves. crossbeam moves half of the source
-    /// (up to 32), or all of it up to the end of an injector block, so a
-    /// batch can empty the injector; 2 covers that with the fewest jobs.
+    /// Most jobs one batch steal moves. The pool's inbox moves one and
+    /// half of the rest of its ring (up to 32), its overflow (a crossbeam
+    /// `Injector`) all of it up to the end of a block, so a batch can
+    /// empty the inbox; 2 covers that with the fewest jobs.
     batch: usize,
 }
 
@@ -110,7 +111,7 @@ impl Pool {
     fn new(workers: usize) -> Arc<Pool> {
         Arc::new(Pool {
             sleep: Sleep::new(),
-            injector: Queue::default(),
+            inbox: Queue::default(),
             deques: (0..workers).map(|_| Queue::default()).collect(),
             batch: 2,
         })
@@ -122,7 +123,7 @@ impl Pool {
         if !self.sleep.begin_submit() {
             return false;
         }
-        self.injector.push(job);
+        self.inbox.push(job);
         self.sleep.notify_one();
         self.sleep.end_submit();
         true
@@ -185,12 +186,12 @@ impl Queues for Pool {
         self.deques[*me].is_empty()
     }
 
-    fn steal_injector(&self, me: &usize) -> Steal<Job> {
-        self.steal_batch_and_pop(&self.injector, *me)
+    fn steal_inbox(&self, me: &usize) -> Steal<Job> {
+        self.steal_batch_and_pop(&self.inbox, *me)
     }
 
-    fn injector_is_empty(&self) -> bool {
-        self.injector.is_empty()
+    fn inbox_is_empty(&self) -> bool {
+        self.inbox.is_empty()
     }
 
     fn workers(&self) -> usize {
@@ -320,7 +321,7 @@ fn submit_racing_shutdown() {
         let ran_at_shutdown = ran.count();
         let accepted = submitter.join().unwrap();
         assert_eq!(ran_at_shutdown, usize::from(accepted));
-        assert!(pool.injector.is_empty(), "an accepted job was stranded");
+        assert!(pool.inbox.is_empty(), "an accepted job was stranded");
         for w in workers {
             w.join().unwrap();
         }
