@@ -1268,6 +1268,12 @@ impl<T> Clone for TaskFuture<T> {
 
 impl<T> Drop for TaskFuture<T> {
     fn drop(&mut self) {
+        // The last reference of any kind (no other handle, no completer, no
+        // queue entry) frees the future next: nobody can read the count any
+        // more, and no new handle can be made without one to clone.
+        if std::sync::Arc::strong_count(&self.inner) == 1 {
+            return;
+        }
         // Release: our last use of `&T` happens before a `take` that sees
         // the count drop (it loads with Acquire).
         self.inner.handles.fetch_sub(1, Ordering::Release);

@@ -12,13 +12,24 @@ use crate::registry;
 /// A queue entry.
 pub(crate) type JobRef = QueuedTask<Entry>;
 
-/// The pool's data about a queued task.
-pub(crate) struct Entry {
-    /// The pool that queued it.
-    pub(crate) pool_id: usize,
-    /// Whether this entry was counted in the pool's `load` (only while the
-    /// pool could still grow); only a counted entry gives its count back.
-    pub(crate) counted: bool,
+/// The pool's data about a queued task: the id of the pool that queued it,
+/// and whether the entry was counted in the pool's `load` (only while the
+/// pool could still grow; only a counted entry gives its count back),
+/// packed in one word (the count in bit 0), since every task carries it.
+pub(crate) struct Entry(usize);
+
+impl Entry {
+    pub(crate) fn new(pool_id: usize, counted: bool) -> Entry {
+        Entry(pool_id << 1 | usize::from(counted))
+    }
+
+    pub(crate) fn pool_id(&self) -> usize {
+        self.0 >> 1
+    }
+
+    pub(crate) fn counted(&self) -> bool {
+        self.0 & 1 != 0
+    }
 }
 
 impl QueuePolicy for Entry {
@@ -27,7 +38,7 @@ impl QueuePolicy for Entry {
     /// waits for, never unrelated queued work. (The entry stays counted
     /// in the pool's load until a worker pops it and finds it claimed.)
     fn may_run_inline(&self) -> bool {
-        registry::current_pool() == Some(self.pool_id)
+        registry::current_pool() == Some(self.pool_id())
     }
 }
 
@@ -43,12 +54,12 @@ mod tests {
     /// fails its future rather than leave its waiters hanging.
     #[test]
     fn a_job_dropped_unclaimed_completes_its_future() {
-        let entry = Entry {
-            pool_id: 0,
-            counted: false,
-        };
+        let entry = Entry::new(3, true);
+        assert_eq!((entry.pool_id(), entry.counted()), (3, true));
+        let entry = Entry::new(5, false);
+        assert_eq!((entry.pool_id(), entry.counted()), (5, false));
         let (fut, job) = TaskFuture::<u32>::queued(entry, || 7);
-        assert!(!job.policy().counted);
+        assert!(!job.policy().counted());
         assert!(!fut.done());
         drop(job);
         match fut.result_timeout(Duration::from_secs(10)) {

@@ -224,7 +224,7 @@ impl ThreadPoolExecutor {
         let pool_id = self.registry.id;
         let mut fut = None;
         self.registry.submit(|counted| {
-            let (future, job) = TaskFuture::queued(Entry { pool_id, counted }, f);
+            let (future, job) = TaskFuture::queued(Entry::new(pool_id, counted), f);
             fut = Some(future);
             job
         })?;

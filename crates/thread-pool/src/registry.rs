@@ -113,15 +113,18 @@ struct Local {
 
 thread_local! {
     static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    /// The id of the pool whose worker this thread is, 0 for none (pool
+    /// ids start at 1): what every submit and inline wait asks, read
+    /// without `LOCAL`'s borrow and destructor check.
+    static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
 }
 
 /// The pool whose worker the current thread is, if any.
 pub(crate) fn current_pool() -> Option<usize> {
-    // `try_with`: during thread-local teardown this thread is no worker.
-    LOCAL
-        .try_with(|l| l.borrow().as_ref().map(|l| l.pool_id))
-        .ok()
-        .flatten()
+    match CURRENT_POOL.get() {
+        0 => None,
+        id => Some(id),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -183,11 +186,14 @@ impl Registry {
             }
         }
         let mut job = Some(make_job(counted));
-        let _ = LOCAL.try_with(|l| match &*l.borrow() {
+        if CURRENT_POOL.get() == self.id {
             // Submitted by one of our own workers: keep it local, others steal.
-            Some(local) if local.pool_id == self.id => local.deque.push(job.take().expect("set")),
-            _ => {}
-        });
+            let _ = LOCAL.try_with(|l| {
+                if let Some(local) = &*l.borrow() {
+                    local.deque.push(job.take().expect("set"));
+                }
+            });
+        }
         if let Some(job) = job {
             self.inbox.push(job);
         }
@@ -252,13 +258,20 @@ impl Registry {
             shut_down_here: Cell::new(false),
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+        CURRENT_POOL.set(self.id);
         // Whatever happens below, the pool learns that this worker is gone.
         let _exit = ExitGuard(&self);
         if self.run_initializer(index) {
-            let done_with_entry = || self.release_load();
             loop {
                 match self.find_job(index, &local.deque) {
                     Some(job) => {
+                        // Only a counted entry gives its count back.
+                        let counted = job.policy().counted();
+                        let done_with_entry = || {
+                            if counted {
+                                self.release_load();
+                            }
+                        };
                         // Tasks and callbacks catch their own panics; this
                         // catches what foreign code in between might raise
                         // (a waker, a panic handler) so the worker lives on.
@@ -361,7 +374,7 @@ impl Registry {
         loop {
             match steal() {
                 Steal::Success(job) => {
-                    let counted = job.policy().counted;
+                    let counted = job.policy().counted();
                     f(job);
                     if counted {
                         self.release_load();
@@ -448,6 +461,7 @@ struct ExitGuard<'a>(&'a Registry);
 
 impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
+        CURRENT_POOL.set(0);
         // Normally done as the task that shut down ends.
         self.0.leave_shutting_down();
         self.0.sleep.worker_exited();

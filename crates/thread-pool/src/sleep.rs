@@ -54,6 +54,8 @@
 //! it); it looks again and sleeps again. An idle pool is every worker
 //! blocked in `wait`: no CPU.
 
+use crossbeam_utils::CachePadded;
+
 use crate::sync::{AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, fence};
 
 /// Bit 0 of `gate`: shutdown has begun.
@@ -64,8 +66,9 @@ const SUBMIT: usize = 2;
 /// The sleep/wake and shutdown state of a pool (see the module docs).
 pub struct Sleep {
     /// The shutdown bit (bit 0) plus twice the number of submits in
-    /// progress.
-    gate: AtomicUsize,
+    /// progress. On a cache line of its own: every submit writes it twice,
+    /// and the workers write `sleepers` and `alive` as they sleep and wake.
+    gate: CachePadded<AtomicUsize>,
     /// Workers registered as sleeping: between `sleepers += 1` (under
     /// `alive`'s lock) and waking up again.
     sleepers: AtomicUsize,
@@ -88,7 +91,7 @@ impl Sleep {
     /// No workers, no sleepers, not shut down.
     pub fn new() -> Sleep {
         Sleep {
-            gate: AtomicUsize::new(0),
+            gate: CachePadded::new(AtomicUsize::new(0)),
             sleepers: AtomicUsize::new(0),
             alive: Mutex::new(0),
             wake_cv: Condvar::new(),
