@@ -34,10 +34,12 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::TaskError;
+pub(crate) use crate::cell::CellRef;
 use crate::sync::{self, Arc, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, ValueCell};
 use crate::wait::{Outcome, Waitable, Waiter};
 
@@ -236,9 +238,10 @@ impl<T> Core<T> {
 /// [`TaskFuture::pending`], the task itself for a queued one
 /// (`task.rs`). Handles see it as `dyn Body<T>`.
 ///
-/// Held in `std`'s `Arc` even under loom: loom's cannot unsize to a
-/// `dyn` tail. Loom still checks every atomic and lock inside.
+/// Counted by [`CellRef`] (`cell.rs`), with the count in `refs`.
 pub(crate) struct Inner<T, B: ?Sized = dyn Body<T>> {
+    /// References to this allocation (see `cell.rs`).
+    pub(crate) refs: AtomicUsize,
     core: Mutex<Core<T>>,
     cond: Condvar,
     /// The state (and the SETTLED flag). Written only with `core` locked,
@@ -277,13 +280,12 @@ impl<T> Body<T> for NoBody {
     }
 }
 
-/// A counted reference to a future's allocation, its body unsized.
-pub(crate) type CellRef<T> = std::sync::Arc<Inner<T>>;
-
 impl<T, B> Inner<T, B> {
-    /// A PENDING future's state, followed by `body`.
-    pub(crate) fn new(body: B) -> Inner<T, B> {
+    /// A PENDING future's state, followed by `body`, with `owners`
+    /// references (see `cell.rs`).
+    pub(crate) fn new(owners: usize, body: B) -> Inner<T, B> {
         Inner {
+            refs: AtomicUsize::new(owners),
             core: Mutex::new(Core {
                 blocked: 0,
                 extras: None,
@@ -452,11 +454,17 @@ impl<T> TaskFuture<T> {
     /// assert_eq!(fut.result(), Ok(&"done"));
     /// ```
     pub fn pending() -> (TaskFuture<T>, Completer<T>) {
-        let inner: CellRef<T> = std::sync::Arc::new(Inner::new(NoBody));
-        (
-            TaskFuture::from_cell(inner.clone()),
-            Completer { inner: Some(inner) },
-        )
+        // Two owners: the handle and the completer.
+        let ptr: NonNull<Inner<T>> = CellRef::allocate(Inner::new(2, NoBody));
+        // SAFETY: each adopts one of the two references, once.
+        unsafe {
+            (
+                TaskFuture::from_cell(CellRef::from_raw(ptr)),
+                Completer {
+                    inner: Some(CellRef::from_raw(ptr)),
+                },
+            )
+        }
     }
 
     /// The first handle on a new future's allocation.
@@ -884,7 +892,7 @@ impl<T> TaskFuture<T> {
     }
 
     fn id(&self) -> usize {
-        std::sync::Arc::as_ptr(&self.inner) as *const () as usize
+        self.inner.addr()
     }
 }
 
@@ -1199,7 +1207,7 @@ pub(crate) fn finish_panicked<T>(inner: &CellRef<T>, payload: Box<dyn Any + Send
 /// Whether two references are to the same future (the address alone: the
 /// body's vtable does not matter).
 fn same_cell<T>(a: &CellRef<T>, b: &CellRef<T>) -> bool {
-    std::ptr::addr_eq(std::sync::Arc::as_ptr(a), std::sync::Arc::as_ptr(b))
+    a.addr() == b.addr()
 }
 
 pub(crate) fn finish<T>(inner: &CellRef<T>, result: Result<T, TaskError>) -> bool {
@@ -1271,7 +1279,7 @@ impl<T> Drop for TaskFuture<T> {
         // The last reference of any kind (no other handle, no completer, no
         // queue entry) frees the future next: nobody can read the count any
         // more, and no new handle can be made without one to clone.
-        if std::sync::Arc::strong_count(&self.inner) == 1 {
+        if self.inner.is_unique() {
             return;
         }
         // Release: our last use of `&T` happens before a `take` that sees

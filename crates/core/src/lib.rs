@@ -16,6 +16,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cell;
 mod error;
 mod executor;
 mod feed;

@@ -17,11 +17,13 @@
 //! `Clone`) drops it when it meets the entry. Every other outcome leaves
 //! the closure alone.
 
+use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::ptr::NonNull;
 
-use crate::future::{Body, CellRef, Inner, cancel, finish, finish_panicked};
-use crate::sync::ValueCell;
+use crate::cell::{CellRef, release};
+use crate::future::{Body, Inner, cancel, finish, finish_panicked};
+use crate::sync::{AtomicUsize, ValueCell};
 use crate::{TaskError, TaskFuture, catch_panic};
 
 /// What an executor keeps with each task it queues with
@@ -81,9 +83,15 @@ pub trait QueuePolicy: Send + Sync + 'static {
 /// ```
 #[must_use = "a queued task dropped unrun fails its future"]
 pub struct QueuedTask<P: QueuePolicy> {
-    /// `None` only once consumed.
-    cell: Option<Arc<dyn Entry<P>>>,
+    /// The queue's counted reference to the task's allocation (`cell.rs`),
+    /// seen as its entry; `None` only once consumed.
+    cell: Option<NonNull<dyn Entry<P>>>,
 }
+
+// SAFETY: the entry is `Send + Sync` (`Entry`'s bounds), the reference is
+// counted atomically, and `&QueuedTask` lends out only `&P` (`P: Sync`).
+unsafe impl<P: QueuePolicy> Send for QueuedTask<P> {}
+unsafe impl<P: QueuePolicy> Sync for QueuedTask<P> {}
 
 /// What a task made with [`TaskFuture::queued`] carries after its
 /// future's state: the executor's data and the closure.
@@ -166,11 +174,39 @@ fn run_claimed<T>(cell: &CellRef<T>, f: impl FnOnce() -> T, when_free: &dyn Fn()
 }
 
 /// A queue entry, its future's types erased ([`QueuedTask`]'s methods).
+/// `this` is the entry's own pointer, from the queue's reference, which
+/// stays counted for the whole call (`QueuedTask` releases it after).
 trait Entry<P>: Send + Sync {
     fn policy(&self) -> &P;
-    fn run(self: Arc<Self>, when_free: &dyn Fn()) -> bool;
-    fn cancel(self: Arc<Self>) -> bool;
-    fn abort(self: Arc<Self>, err: TaskError);
+    fn refs(&self) -> &AtomicUsize;
+    /// # Safety
+    /// See the trait: `this` points to `self`, with the queue's reference.
+    unsafe fn run(&self, this: NonNull<u8>, when_free: &dyn Fn()) -> bool;
+    /// # Safety
+    /// As for `run`.
+    unsafe fn cancel(&self, this: NonNull<u8>) -> bool;
+    /// # Safety
+    /// As for `run`.
+    unsafe fn abort(&self, this: NonNull<u8>, err: TaskError);
+}
+
+/// The future's side of a task's allocation, lent by its queue entry: a
+/// `CellRef` that is never dropped, so it releases nothing (the queue's
+/// reference, still counted, keeps the allocation alive meanwhile).
+///
+/// # Safety
+/// `this` points to an `Inner<T, Queued<P, F>>` from `CellRef::allocate`,
+/// whose queue reference outlives the view.
+unsafe fn view<T, P, F>(this: NonNull<u8>) -> ManuallyDrop<CellRef<T>>
+where
+    T: Send + 'static,
+    P: QueuePolicy,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let ptr: NonNull<Inner<T, Queued<P, F>>> = this.cast();
+    // SAFETY: the caller's contract; the view adopts no reference, since
+    // it is never dropped.
+    ManuallyDrop::new(unsafe { CellRef::from_raw(ptr) })
 }
 
 impl<T, P, F> Entry<P> for Inner<T, Queued<P, F>>
@@ -183,7 +219,11 @@ where
         &self.body.policy
     }
 
-    fn run(self: Arc<Self>, when_free: &dyn Fn()) -> bool {
+    fn refs(&self) -> &AtomicUsize {
+        &self.refs
+    }
+
+    unsafe fn run(&self, this: NonNull<u8>, when_free: &dyn Fn()) -> bool {
         if !self.set_running() {
             if self.is_cancelled() {
                 // SAFETY: CANCELLED, and we own the entry.
@@ -194,13 +234,15 @@ where
         }
         // SAFETY: we won the claim just above.
         let f = unsafe { self.body.take() }.expect("the claim's winner finds the closure");
-        let cell: CellRef<T> = self;
+        // SAFETY: the trait's contract.
+        let cell = unsafe { view::<T, P, F>(this) };
         run_claimed(&cell, f, when_free);
         true
     }
 
-    fn cancel(self: Arc<Self>) -> bool {
-        let cell: CellRef<T> = self.clone();
+    unsafe fn cancel(&self, this: NonNull<u8>) -> bool {
+        // SAFETY: the trait's contract.
+        let cell = unsafe { view::<T, P, F>(this) };
         let cancelled = cancel(&cell);
         if cancelled {
             // SAFETY: CANCELLED, and we own the entry.
@@ -209,11 +251,12 @@ where
         cancelled
     }
 
-    fn abort(self: Arc<Self>, err: TaskError) {
+    unsafe fn abort(&self, this: NonNull<u8>, err: TaskError) {
         if self.set_running() {
             // SAFETY: we won the claim just above.
             let f = unsafe { self.body.take() };
-            let cell: CellRef<T> = self.clone();
+            // SAFETY: the trait's contract.
+            let cell = unsafe { view::<T, P, F>(this) };
             finish(&cell, Err(err));
             let _ = catch_panic(move || drop(f));
         } else if self.is_cancelled() {
@@ -223,17 +266,33 @@ where
     }
 }
 
+/// Releases the queue's reference when dropped (also if a call on the
+/// entry unwinds).
+struct Releasing<P>(NonNull<dyn Entry<P>>);
+
+impl<P> Drop for Releasing<P> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer is the queue's counted reference, taken out
+        // of its `QueuedTask` and released here once.
+        unsafe { release(self.0, |entry| entry.refs()) };
+    }
+}
+
 impl<P: QueuePolicy> QueuedTask<P> {
-    fn entry(&self) -> &Arc<dyn Entry<P>> {
-        self.cell
-            .as_ref()
-            .expect("a QueuedTask is only emptied when consumed")
+    /// Takes the queue's reference out, to be released when the guard goes.
+    fn take(&mut self) -> Releasing<P> {
+        Releasing(self.cell.take().expect("a QueuedTask is consumed once"))
     }
 
     /// The executor's data about this entry (what it passed to
     /// [`TaskFuture::queued`]).
     pub fn policy(&self) -> &P {
-        self.entry().policy()
+        let entry = self
+            .cell
+            .expect("a QueuedTask is only emptied when consumed");
+        // SAFETY: our counted reference keeps the entry alive while `self`
+        // is borrowed.
+        unsafe { entry.as_ref() }.policy()
     }
 
     /// Runs the task in this thread unless it was cancelled or already
@@ -245,8 +304,9 @@ impl<P: QueuePolicy> QueuedTask<P> {
     /// done-callbacks will run here first, then after them; at once if
     /// there is nothing to run.
     pub fn run(mut self, when_free: &dyn Fn()) -> bool {
-        let cell = self.cell.take().expect("consumed once");
-        cell.run(when_free)
+        let entry = self.take();
+        // SAFETY: `entry` holds the queue's reference until after the call.
+        unsafe { entry.0.as_ref().run(entry.0.cast(), when_free) }
     }
 
     /// Cancels the task from the executor's side (`shutdown` with
@@ -266,8 +326,9 @@ impl<P: QueuePolicy> QueuedTask<P> {
     /// assert!(fut.cancelled());
     /// ```
     pub fn cancel(mut self) -> bool {
-        let cell = self.cell.take().expect("consumed once");
-        cell.cancel()
+        let entry = self.take();
+        // SAFETY: as in `run`.
+        unsafe { entry.0.as_ref().cancel(entry.0.cast()) }
     }
 
     /// Fails the task's future with `err` without running it (a pool that
@@ -287,19 +348,27 @@ impl<P: QueuePolicy> QueuedTask<P> {
     /// assert_eq!(fut.result(), Err(TaskError::ShutDown));
     /// ```
     pub fn abort(mut self, err: TaskError) {
-        let cell = self.cell.take().expect("consumed once");
-        cell.abort(err);
+        let entry = self.take();
+        // SAFETY: as in `run`.
+        unsafe { entry.0.as_ref().abort(entry.0.cast(), err) }
     }
 }
 
 impl<P: QueuePolicy> Drop for QueuedTask<P> {
     fn drop(&mut self) {
-        if let Some(cell) = self.cell.take() {
-            cell.abort(TaskError::Broken {
-                reason: "the executor dropped this task before it ran \
-                         (its pool was torn down)"
-                    .into(),
-            });
+        if self.cell.is_some() {
+            let entry = self.take();
+            // SAFETY: as in `run`.
+            unsafe {
+                entry.0.as_ref().abort(
+                    entry.0.cast(),
+                    TaskError::Broken {
+                        reason: "the executor dropped this task before it ran \
+                                 (its pool was torn down)"
+                            .into(),
+                    },
+                )
+            }
         }
     }
 }
@@ -340,11 +409,18 @@ impl<T: Send + 'static> TaskFuture<T> {
         P: QueuePolicy,
         F: FnOnce() -> T + Send + 'static,
     {
-        let cell = Arc::new(Inner::new(Queued {
-            policy,
-            f: ValueCell::holding(f),
-        }));
-        let fut = TaskFuture::from_cell(cell.clone());
-        (fut, QueuedTask { cell: Some(cell) })
+        // Two owners: the handle and the queue entry.
+        let ptr = CellRef::allocate(Inner::new(
+            2,
+            Queued {
+                policy,
+                f: ValueCell::holding(f),
+            },
+        ));
+        let entry: NonNull<dyn Entry<P>> = ptr;
+        // SAFETY: the handle adopts one of the two references; the entry
+        // owns the other and releases it when consumed or dropped.
+        let fut = TaskFuture::from_cell(unsafe { CellRef::from_raw(ptr) });
+        (fut, QueuedTask { cell: Some(entry) })
     }
 }
