@@ -9,17 +9,20 @@
 //!    └──cancel──▶ CANCELLED
 //! ```
 //!
-//! Every transition but one happens under the future's one mutex
-//! (`Inner::core`). The exception is PENDING to RUNNING (`set_running`),
-//! the only move out of PENDING that is not into a done state: it is a
-//! compare-and-swap on `Inner::status` with no lock. The other writers of
-//! `status` keep it correct: `cancel` leaves PENDING by a compare-and-swap
-//! too (under the lock), so exactly one of the two wins; adding the
-//! HAS_CALLBACKS flag is a `fetch_or`, which cannot undo a concurrent
-//! RUNNING; and the stores of a done state happen only after the state is
-//! done, which `set_running` then leaves alone.
+//! Every transition but two happens under the future's one mutex
+//! (`Inner::core`). The first exception is PENDING to RUNNING
+//! (`set_running`), the only move out of PENDING that is not into a done
+//! state: it is a compare-and-swap on `Inner::status` with no lock. The
+//! other writers of `status` keep it correct: `cancel` leaves PENDING by a
+//! compare-and-swap too (under the lock), so exactly one of the two wins;
+//! adding the HAS_CALLBACKS and WATCHED flags is a `fetch_or`, which cannot
+//! undo a concurrent RUNNING; and the stores of a done state happen only
+//! after the state is done, which `set_running` then leaves alone. The
+//! second is the completion of a RUNNING future that nobody watches (see
+//! "Completing without the lock" below).
 //!
-//! A transition into a done state (FINISHED or CANCELLED), in this order:
+//! A transition into a done state (FINISHED or CANCELLED) otherwise, in
+//! this order:
 //! 1. writes the value (FINISHED only) and the new state, and takes the
 //!    registered waiters, wakers, callbacks and inline hook, under the lock;
 //! 2. wakes the threads blocked in `result()` (condvar), releases the lock;
@@ -28,6 +31,22 @@
 //! 5. marks the future *settled* (all callbacks have run).
 //!
 //! A done state is final: nothing moves a future out of it.
+//!
+//! # Completing without the lock
+//!
+//! From RUNNING only one party can finish the future (the completer, or
+//! the thread that claimed a queued task): `cancel` needs PENDING. So when
+//! a RUNNING future has no flag set, nobody waits on it in a way that needs
+//! the lock, and its completion writes the value and moves RUNNING to
+//! FINISHED and SETTLED with one compare-and-swap (Release, which publishes
+//! the value). Whoever registers something a completion must act on does
+//! it under the lock and sets WATCHED (or HAS_CALLBACKS) with a `fetch_or`
+//! *first*, deciding on the state that the `fetch_or` returns. The two
+//! read-modify-writes of the one status word are ordered: if the
+//! registration came first, the compare-and-swap fails and the completion
+//! takes the lock and publishes as above (the value already written); if
+//! the completion came first, the registration sees a done state and does
+//! not wait. The loom models `running_completion_vs_*` check it.
 
 use std::any::Any;
 use std::fmt;
@@ -78,6 +97,11 @@ const STATE_MASK: usize = 7;
 const SETTLED: usize = 8;
 /// At least one done-callback was added while the future was not done.
 const HAS_CALLBACKS: usize = 16;
+/// Someone registered, under the lock, what a completion has to act on (a
+/// thread blocked in `result()`, a `wait`/`as_completed` waiter, an async
+/// waker, a callback): a completion from RUNNING then takes the lock. See
+/// "Completing without the lock" in the module docs.
+const WATCHED: usize = 32;
 
 fn is_done(status: usize) -> bool {
     status & STATE_MASK >= CANCELLED
@@ -507,6 +531,12 @@ impl<T> TaskFuture<T> {
         self.inner.status.load(Ordering::Acquire)
     }
 
+    /// Sets WATCHED and returns the status with it; call with the lock
+    /// held, before deciding to wait (see "Completing without the lock").
+    fn watch(&self) -> usize {
+        self.inner.status.fetch_or(WATCHED, Ordering::AcqRel) | WATCHED
+    }
+
     /// The current state.
     pub fn state(&self) -> FutureState {
         state_of(self.status())
@@ -777,7 +807,8 @@ impl<T> TaskFuture<T> {
         }
         let mut core = self.lock();
         loop {
-            if ready(self.status()) {
+            // Flagged before the look (see "Completing without the lock").
+            if ready(self.watch()) {
                 return true;
             }
             core.blocked += 1;
@@ -859,14 +890,16 @@ impl<T> TaskFuture<T> {
         T: Sync,
     {
         let mut core = self.lock();
-        let status = self.status();
+        // Flagged first, deciding on the state the flagging saw: a
+        // `fetch_or`, since `set_running` and a completion from RUNNING
+        // take no lock (see the module docs). Not done then: any completion
+        // now takes the lock, which we hold, and will find the callback.
+        let status = self
+            .inner
+            .status
+            .fetch_or(HAS_CALLBACKS | WATCHED, Ordering::AcqRel);
         if !is_done(status) {
             core.extras().callbacks.push(Box::new(callback));
-            // `fetch_or`, not a store of `status | HAS_CALLBACKS`: a
-            // `set_running` may move PENDING to RUNNING meanwhile, without
-            // the lock (see the module docs); the future cannot become done
-            // while we hold the lock.
-            self.inner.status.fetch_or(HAS_CALLBACKS, Ordering::Release);
             return;
         }
         drop(core);
@@ -1211,7 +1244,34 @@ fn same_cell<T>(a: &CellRef<T>, b: &CellRef<T>) -> bool {
 }
 
 pub(crate) fn finish<T>(inner: &CellRef<T>, result: Result<T, TaskError>) -> bool {
-    finish_with_panic(inner, result, None)
+    if inner.status.load(Ordering::Acquire) != RUNNING {
+        return finish_with_panic(inner, result, None);
+    }
+    // RUNNING with no flag: see "Completing without the lock".
+    let state = if result.is_ok() {
+        FINISHED_OK
+    } else {
+        FINISHED_ERR
+    };
+    // SAFETY: RUNNING, so no reader touches the cell (they read only after
+    // seeing FINISHED), and only we can finish it (see the module docs):
+    // this is the only write.
+    unsafe { inner.value.set(result.map_err(Box::new)) };
+    // Release: publishes the value with the state.
+    if inner
+        .status
+        .compare_exchange(
+            RUNNING,
+            state | SETTLED,
+            Ordering::Release,
+            Ordering::Relaxed,
+        )
+        .is_err()
+    {
+        // Watched meanwhile: publish under the lock (the value is written).
+        publish(inner, sync::lock(&inner.core), state);
+    }
+    true
 }
 
 /// [`finish`], keeping a panic's payload (under the lock, before the
@@ -1327,7 +1387,7 @@ impl<T> Waitable for TaskFuture<T> {
 
     fn register(&self, waiter: &Arc<Waiter>, token: usize) -> Option<Outcome> {
         let mut core = self.lock();
-        match self.status() & STATE_MASK {
+        match self.watch() & STATE_MASK {
             CANCELLED => Some(Outcome::Cancelled),
             FINISHED_OK => Some(Outcome::Succeeded),
             FINISHED_ERR => Some(Outcome::Failed),
@@ -1406,7 +1466,7 @@ impl<T> TaskFuture<T> {
     /// Registers `waker` unless the condition already holds.
     fn poll_ready(&self, cx: &mut Context<'_>, settled: bool) -> bool {
         let mut core = self.lock();
-        let status = self.status();
+        let status = self.watch();
         if is_done(status) && (!settled || status & SETTLED != 0) {
             return true;
         }

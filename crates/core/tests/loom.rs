@@ -297,3 +297,74 @@ fn queued_entry_dropped_vs_waiter() {
         }
     });
 }
+
+/// A completion from RUNNING (no lock when nobody watches) racing a
+/// callback's registration: the callback runs exactly once and sees the
+/// result, whichever comes first.
+#[test]
+fn running_completion_vs_callback() {
+    model(|| {
+        let (fut, completer) = TaskFuture::<u32>::pending();
+        assert!(completer.set_running());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let t = thread::spawn(move || completer.complete(Ok(3)));
+        let c = calls.clone();
+        fut.add_done_callback(move |f| {
+            assert_eq!(f.result(), Ok(&3));
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(t.join().unwrap());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(fut.into_result(), Ok(3));
+    });
+}
+
+/// A completion from RUNNING racing a thread that blocks in `result()`:
+/// the thread is always woken (a lost wake-up deadlocks the model).
+#[test]
+fn running_completion_vs_blocked_reader() {
+    model(|| {
+        let (fut, completer) = TaskFuture::<u32>::pending();
+        assert!(completer.set_running());
+        let reader = fut.clone();
+        let t = thread::spawn(move || *reader.result().unwrap());
+        completer.complete(Ok(9));
+        assert_eq!(t.join().unwrap(), 9);
+    });
+}
+
+/// A completion from RUNNING racing `wait` and `as_completed` waiters.
+#[test]
+fn running_completion_vs_waiters() {
+    model(|| {
+        let (a, ca) = TaskFuture::<u8>::pending();
+        let (b, cb) = TaskFuture::<u8>::pending();
+        assert!(ca.set_running());
+        assert!(cb.set_running());
+        let t = thread::spawn(move || {
+            ca.complete(Ok(1));
+            cb.complete(Ok(2));
+        });
+        let split = wait([a.clone()], None, ReturnWhen::AllCompleted);
+        assert_eq!(split.done.len(), 1);
+        let mut seen: Vec<u8> = as_completed([a, b], None)
+            .map(|f| *f.unwrap().result().unwrap())
+            .collect();
+        seen.sort();
+        assert_eq!(seen, [1, 2]);
+        t.join().unwrap();
+    });
+}
+
+/// A completion from RUNNING racing an async task awaiting the future
+/// (its waker is registered under the lock, flagged first).
+#[test]
+fn running_completion_vs_await() {
+    model(|| {
+        let (fut, completer) = TaskFuture::<u8>::pending();
+        assert!(completer.set_running());
+        let t = thread::spawn(move || completer.complete(Ok(5)));
+        assert_eq!(loom::future::block_on(fut.into_future()), Ok(5));
+        t.join().unwrap();
+    });
+}
