@@ -65,31 +65,47 @@ fn set_running_vs_cancel() {
 /// the result.
 #[test]
 fn callback_registration_vs_completion() {
-    model(|| {
-        let (fut, completer) = TaskFuture::<u32>::pending();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let t = thread::spawn(move || completer.complete(Ok(3)));
-        let c = calls.clone();
-        fut.add_done_callback(move |f| {
-            assert_eq!(f.result(), Ok(&3));
-            c.fetch_add(1, Ordering::SeqCst);
-        });
-        t.join().unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    model(|| callback_runs_once(false));
+}
+
+/// The model of `callback_registration_vs_completion`, the completion from
+/// PENDING (under the lock) or from RUNNING (without it when nobody
+/// watches).
+fn callback_runs_once(running: bool) {
+    let (fut, completer) = TaskFuture::<u32>::pending();
+    if running {
+        assert!(completer.set_running());
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let t = thread::spawn(move || completer.complete(Ok(3)));
+    let c = calls.clone();
+    fut.add_done_callback(move |f| {
+        assert_eq!(f.result(), Ok(&3));
+        c.fetch_add(1, Ordering::SeqCst);
     });
+    assert!(t.join().unwrap());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(fut.into_result(), Ok(3));
 }
 
 /// A thread blocked in `result()` is always woken by the completion (a lost
 /// wake-up would show as a deadlock, which loom reports).
 #[test]
 fn waiter_wake_up() {
-    model(|| {
-        let (fut, completer) = TaskFuture::<u32>::pending();
-        let reader = fut.clone();
-        let t = thread::spawn(move || *reader.result().unwrap());
-        completer.complete(Ok(9));
-        assert_eq!(t.join().unwrap(), 9);
-    });
+    model(|| blocked_reader_is_woken(false));
+}
+
+/// The model of `waiter_wake_up`, the completion from PENDING (under the
+/// lock) or from RUNNING (without it when nobody watches).
+fn blocked_reader_is_woken(running: bool) {
+    let (fut, completer) = TaskFuture::<u32>::pending();
+    if running {
+        assert!(completer.set_running());
+    }
+    let reader = fut.clone();
+    let t = thread::spawn(move || *reader.result().unwrap());
+    completer.complete(Ok(9));
+    assert_eq!(t.join().unwrap(), 9);
 }
 
 /// `into_result` waits until the callbacks (which hold a temporary handle)
@@ -153,13 +169,19 @@ fn as_completed_yields_each_once() {
             cb.complete(Ok(2));
             ca.complete(Ok(1));
         });
-        let mut seen: Vec<u8> = as_completed([a, b], None)
-            .map(|f| *f.unwrap().result().unwrap())
-            .collect();
-        seen.sort();
-        assert_eq!(seen, [1, 2]);
+        assert_yields_one_and_two([a, b]);
         t.join().unwrap();
     });
+}
+
+/// `as_completed` over two futures yields their values, 1 and 2, once
+/// each, in either order.
+fn assert_yields_one_and_two(futures: [TaskFuture<u8>; 2]) {
+    let mut seen: Vec<u8> = as_completed(futures, None)
+        .map(|f| *f.unwrap().result().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [1, 2]);
 }
 
 /// `as_completed_stream` polled by an async task while another thread
@@ -218,6 +240,29 @@ impl concurrent_futures_core::QueuePolicy for Anywhere {
     }
 }
 
+/// A queued task returning `value` whose closure counts its runs and, by
+/// what it captured, its drops.
+fn tallied_task(
+    value: u32,
+) -> (
+    TaskFuture<u32>,
+    concurrent_futures_core::QueuedTask<Anywhere>,
+    Arc<Tally>,
+) {
+    let tally = Arc::new(Tally {
+        runs: AtomicUsize::new(0),
+        drops: AtomicUsize::new(0),
+    });
+    let guard = DropGuard(tally.clone());
+    let counted = tally.clone();
+    let (fut, task) = TaskFuture::queued(Anywhere, move || {
+        let _guard = guard;
+        counted.runs.fetch_add(1, Ordering::SeqCst);
+        value
+    });
+    (fut, task, tally)
+}
+
 /// A task made with `TaskFuture::queued`: the worker that pops its entry,
 /// a waiter that runs it inline and a `cancel` all race for it. The
 /// closure runs at most once, is dropped exactly once, whoever wins; the
@@ -226,17 +271,7 @@ impl concurrent_futures_core::QueuePolicy for Anywhere {
 #[test]
 fn queued_run_vs_inline_vs_cancel() {
     model(|| {
-        let tally = Arc::new(Tally {
-            runs: AtomicUsize::new(0),
-            drops: AtomicUsize::new(0),
-        });
-        let guard = DropGuard(tally.clone());
-        let counted = tally.clone();
-        let (fut, task) = TaskFuture::queued(Anywhere, move || {
-            let _guard = guard;
-            counted.runs.fetch_add(1, Ordering::SeqCst);
-            7_u32
-        });
+        let (fut, task, tally) = tallied_task(7);
         let worker = thread::spawn(move || {
             let freed = AtomicUsize::new(0);
             task.run(&|| {
@@ -275,17 +310,7 @@ fn queued_run_vs_inline_vs_cancel() {
 #[test]
 fn queued_entry_dropped_vs_waiter() {
     model(|| {
-        let tally = Arc::new(Tally {
-            runs: AtomicUsize::new(0),
-            drops: AtomicUsize::new(0),
-        });
-        let guard = DropGuard(tally.clone());
-        let counted = tally.clone();
-        let (fut, task) = TaskFuture::queued(Anywhere, move || {
-            let _guard = guard;
-            counted.runs.fetch_add(1, Ordering::SeqCst);
-            1_u8
-        });
+        let (fut, task, tally) = tallied_task(1);
         let t = thread::spawn(move || drop(task));
         let outcome = fut.result().copied();
         t.join().unwrap();
@@ -303,34 +328,14 @@ fn queued_entry_dropped_vs_waiter() {
 /// result, whichever comes first.
 #[test]
 fn running_completion_vs_callback() {
-    model(|| {
-        let (fut, completer) = TaskFuture::<u32>::pending();
-        assert!(completer.set_running());
-        let calls = Arc::new(AtomicUsize::new(0));
-        let t = thread::spawn(move || completer.complete(Ok(3)));
-        let c = calls.clone();
-        fut.add_done_callback(move |f| {
-            assert_eq!(f.result(), Ok(&3));
-            c.fetch_add(1, Ordering::SeqCst);
-        });
-        assert!(t.join().unwrap());
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(fut.into_result(), Ok(3));
-    });
+    model(|| callback_runs_once(true));
 }
 
 /// A completion from RUNNING racing a thread that blocks in `result()`:
 /// the thread is always woken (a lost wake-up deadlocks the model).
 #[test]
 fn running_completion_vs_blocked_reader() {
-    model(|| {
-        let (fut, completer) = TaskFuture::<u32>::pending();
-        assert!(completer.set_running());
-        let reader = fut.clone();
-        let t = thread::spawn(move || *reader.result().unwrap());
-        completer.complete(Ok(9));
-        assert_eq!(t.join().unwrap(), 9);
-    });
+    model(|| blocked_reader_is_woken(true));
 }
 
 /// A completion from RUNNING racing `wait` and `as_completed` waiters.
@@ -347,11 +352,7 @@ fn running_completion_vs_waiters() {
         });
         let split = wait([a.clone()], None, ReturnWhen::AllCompleted);
         assert_eq!(split.done.len(), 1);
-        let mut seen: Vec<u8> = as_completed([a, b], None)
-            .map(|f| *f.unwrap().result().unwrap())
-            .collect();
-        seen.sort();
-        assert_eq!(seen, [1, 2]);
+        assert_yields_one_and_two([a, b]);
         t.join().unwrap();
     });
 }
