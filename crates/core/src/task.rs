@@ -119,6 +119,17 @@ impl<P, F> Queued<P, F> {
         unsafe { self.f.take() }
     }
 
+    /// Claims the task for this thread (PENDING to RUNNING on `cell`, the
+    /// future this body ends) and takes its closure; `None` if it was
+    /// claimed or cancelled first.
+    fn claim<T, B: ?Sized>(&self, cell: &Inner<T, B>) -> Option<F> {
+        if !cell.set_running() {
+            return None;
+        }
+        // SAFETY: we won the claim just above.
+        Some(unsafe { self.take() }.expect("the claim's winner finds the closure"))
+    }
+
     /// Drops the closure of a task that was cancelled while queued (a
     /// closure's captures may panic on drop: that must not take the
     /// caller down).
@@ -131,6 +142,18 @@ impl<P, F> Queued<P, F> {
             let _ = catch_panic(move || drop(f));
         }
     }
+
+    /// After a claim the entry's owner lost: drops the closure if it lost
+    /// to a cancel (the other winners took it).
+    ///
+    /// # Safety
+    /// The caller owns the queue entry of `cell`.
+    unsafe fn drop_if_cancelled<T, B: ?Sized>(&self, cell: &Inner<T, B>) {
+        if cell.is_cancelled() {
+            // SAFETY: CANCELLED, and the caller owns the entry.
+            unsafe { self.drop_closure() };
+        }
+    }
 }
 
 impl<T, P, F> Body<T> for Queued<P, F>
@@ -140,11 +163,12 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     fn run_inline(&self, cell: &CellRef<T>) -> bool {
-        if !cell.is_pending() || !self.policy.may_run_inline() || !cell.set_running() {
+        if !cell.is_pending() || !self.policy.may_run_inline() {
             return false;
         }
-        // SAFETY: we won the claim just above.
-        let f = unsafe { self.take() }.expect("the claim's winner finds the closure");
+        let Some(f) = self.claim(cell) else {
+            return false;
+        };
         // The queue entry stays where it is; its owner will find the task
         // claimed and let it go.
         run_claimed(cell, f, &|| {});
@@ -224,16 +248,12 @@ where
     }
 
     unsafe fn run(&self, this: NonNull<u8>, when_free: &dyn Fn()) -> bool {
-        if !self.set_running() {
-            if self.is_cancelled() {
-                // SAFETY: CANCELLED, and we own the entry.
-                unsafe { self.body.drop_closure() };
-            }
+        let Some(f) = self.body.claim(self) else {
+            // SAFETY: we own the entry (the trait's contract).
+            unsafe { self.body.drop_if_cancelled(self) };
             when_free(); // run inline already, cancelled or failed
             return false;
-        }
-        // SAFETY: we won the claim just above.
-        let f = unsafe { self.body.take() }.expect("the claim's winner finds the closure");
+        };
         // SAFETY: the trait's contract.
         let cell = unsafe { view::<T, P, F>(this) };
         run_claimed(&cell, f, when_free);
@@ -252,16 +272,15 @@ where
     }
 
     unsafe fn abort(&self, this: NonNull<u8>, err: TaskError) {
-        if self.set_running() {
-            // SAFETY: we won the claim just above.
-            let f = unsafe { self.body.take() };
-            // SAFETY: the trait's contract.
-            let cell = unsafe { view::<T, P, F>(this) };
-            finish(&cell, Err(err));
-            let _ = catch_panic(move || drop(f));
-        } else if self.is_cancelled() {
-            // SAFETY: CANCELLED, and we own the entry.
-            unsafe { self.body.drop_closure() };
+        match self.body.claim(self) {
+            Some(f) => {
+                // SAFETY: the trait's contract.
+                let cell = unsafe { view::<T, P, F>(this) };
+                finish(&cell, Err(err));
+                let _ = catch_panic(move || drop(f));
+            }
+            // SAFETY: we own the entry (the trait's contract).
+            None => unsafe { self.body.drop_if_cancelled(self) },
         }
     }
 }

@@ -103,8 +103,8 @@ pub(crate) struct Registry {
     broken: OnceLock<String>,
 }
 
+/// A worker's own state (its pool's id is in `CURRENT_POOL`).
 struct Local {
-    pool_id: usize,
     deque: Worker<JobRef>,
     /// Whether the task running here called `shutdown(wait = true)`: this
     /// worker is in the registry's `shutting_down` until that task ends.
@@ -207,9 +207,12 @@ impl Registry {
         Ok(())
     }
 
-    /// One queue entry is done with (see "Lazy start" above).
-    fn release_load(&self) {
-        self.load.fetch_sub(1, Ordering::SeqCst);
+    /// One queue entry is done with (see "Lazy start" above): a counted
+    /// entry gives its count back.
+    fn release_load(&self, counted: bool) {
+        if counted {
+            self.load.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Starts a worker if `load` exceeds the threads started and the pool
@@ -253,7 +256,6 @@ impl Registry {
 
     fn main_loop(self: Arc<Self>, index: usize, deque: Worker<JobRef>) {
         let local = Rc::new(Local {
-            pool_id: self.id,
             deque,
             shut_down_here: Cell::new(false),
         });
@@ -265,13 +267,8 @@ impl Registry {
             loop {
                 match self.find_job(index, &local.deque) {
                     Some(job) => {
-                        // Only a counted entry gives its count back.
                         let counted = job.policy().counted();
-                        let done_with_entry = || {
-                            if counted {
-                                self.release_load();
-                            }
-                        };
+                        let done_with_entry = || self.release_load(counted);
                         // Tasks and callbacks catch their own panics; this
                         // catches what foreign code in between might raise
                         // (a waker, a panic handler) so the worker lives on.
@@ -359,7 +356,7 @@ impl Registry {
     }
 
     /// Takes every queued job (from the inbox and every worker's deque)
-    /// and hands it to `f`; each counts as done with (`release_load`).
+    /// and hands it to `f`; each is done with (`release_load`).
     fn drain(&self, f: impl Fn(JobRef)) {
         self.drain_from(|| self.inbox.steal(), &f);
         let started = self.started.load(Ordering::Acquire);
@@ -376,9 +373,7 @@ impl Registry {
                 Steal::Success(job) => {
                     let counted = job.policy().counted();
                     f(job);
-                    if counted {
-                        self.release_load();
-                    }
+                    self.release_load(counted);
                 }
                 Steal::Retry => continue,
                 Steal::Empty => break,
@@ -401,15 +396,16 @@ impl Registry {
         // own exit, nor for another worker whose task called a shutdown of
         // its own (each would wait for the other). It waits for every other
         // worker, so for all the queued work they run.
-        let from_worker = LOCAL
-            .try_with(|l| match &*l.borrow() {
-                Some(local) if local.pool_id == self.id => {
-                    local.shut_down_here.set(true);
-                    true
-                }
-                _ => false,
-            })
-            .unwrap_or(false);
+        let from_worker = CURRENT_POOL.get() == self.id
+            && LOCAL
+                .try_with(|l| match &*l.borrow() {
+                    Some(local) => {
+                        local.shut_down_here.set(true);
+                        true
+                    }
+                    None => false,
+                })
+                .unwrap_or(false);
         if from_worker {
             let me = thread::current().id();
             let mut shutting_down = lock(&self.shutting_down);
