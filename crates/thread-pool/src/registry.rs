@@ -6,7 +6,9 @@
 //! then an overflow queue: `inbox.rs`); a task
 //! submitted from inside one of the pool's workers goes to that worker's
 //! own deque. A worker looks in its deque, then takes a batch from the
-//! inbox, then steals from the other workers.
+//! inbox, then steals from the other workers. A worker that finishes a
+//! task with its deque empty first lets the inbox's waiting tasks gather
+//! into a batch, briefly, if more keep arriving (`Inbox::gather`).
 //!
 //! # Sleeping and waking (no lost wake-up)
 //! The protocol and its invariants live in `sleep.rs` (the `Sleep` unit,
@@ -274,6 +276,11 @@ impl Registry {
                         // (a waker, a panic handler) so the worker lives on.
                         if let Err(e) = catch_panic(|| job.run(&done_with_entry)) {
                             eprintln!("concurrent_futures: a worker survived a panic: {e}");
+                        }
+                        if local.deque.is_empty() {
+                            // Tasks that came in while this one ran are
+                            // taken as a batch (`inbox.rs`).
+                            self.inbox.gather();
                         }
                         if local.shut_down_here.replace(false) {
                             // The task that shut the pool down has ended:
