@@ -52,6 +52,10 @@ use common::{env_number, fmt_num, fmt_ratio, load_average, median, paired, write
 
 const PEER_CRATES: &[&str] = &["rayon", "rayon-core", "threadpool", "crossbeam-channel"];
 
+/// Never inlined, so the serial loop, our pool and rayon's run the same
+/// machine code: inlined at each call site, its code (and its speed)
+/// differed from one caller to the next.
+#[inline(never)]
 fn fib(n: u32) -> u64 {
     if n < 2 {
         n as u64
@@ -154,6 +158,11 @@ fn per_task(pools: &Pools, peer: Peer, submitters: usize, tasks: u64) -> f64 {
 /// Wall time of fib over `inputs`: serially, on our pool, on rayon's.
 fn fib_times(pools: &Pools, inputs: &[u32]) -> [Duration; 3] {
     let expected: u64 = inputs.iter().map(|&n| fib(n)).sum();
+    // The no-op runs before this freed hundreds of thousands of small
+    // blocks, and glibc sorts them out at the next allocation of a
+    // kilobyte or more: a pause of milliseconds in whichever variant
+    // allocates first (ours: `map`'s window). Taken here, untimed.
+    drop(black_box(Vec::<u8>::with_capacity(1 << 16)));
     let t = Instant::now();
     let serial: u64 = inputs.iter().map(|&n| fib(black_box(n))).sum();
     let serial_time = t.elapsed();
