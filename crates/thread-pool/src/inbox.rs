@@ -16,7 +16,7 @@
 //! the newest futures into its cache while the submitter writes them, and
 //! each push then waits for those lines to come back: pushing and taking
 //! in lockstep cost several times what either costs alone
-//! (`docs/PERFORMANCE.md`, "Letting a batch gather"). So a worker that
+//! (`docs/PERFORMANCE.md`, "Scaling", item 7). So a worker that
 //! finishes a task and finds tasks already waiting (they arrived while it
 //! ran: tasks come faster than it takes them one by one) first lets a few
 //! more arrive ([`Inbox::gather`]), then takes them as a batch. It waits

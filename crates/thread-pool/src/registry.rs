@@ -277,17 +277,17 @@ impl Registry {
                         if let Err(e) = catch_panic(|| job.run(&done_with_entry)) {
                             eprintln!("concurrent_futures: a worker survived a panic: {e}");
                         }
-                        if local.deque.is_empty() {
-                            // Tasks that came in while this one ran are
-                            // taken as a batch (`inbox.rs`).
-                            self.inbox.gather();
-                        }
                         if local.shut_down_here.replace(false) {
                             // The task that shut the pool down has ended:
                             // other tasks in a shutdown wait for this
                             // worker again.
                             self.leave_shutting_down();
                             self.sleep.exit_waiters_look_again();
+                        }
+                        if local.deque.is_empty() {
+                            // Tasks that came in while this one ran are
+                            // taken as a batch (`inbox.rs`).
+                            self.inbox.gather();
                         }
                     }
                     None => {
