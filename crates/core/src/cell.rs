@@ -88,7 +88,7 @@ impl<T> Clone for CellRef<T> {
         // Relaxed, as `Arc`: a new reference is made from one that is
         // alive, which keeps the allocation alive meanwhile.
         let old = self.refs.fetch_add(1, Ordering::Relaxed);
-        if old > isize::MAX as usize {
+        if old > i32::MAX as u32 {
             // Leaked handles by the billion: stop before the count wraps.
             std::process::abort();
         }
@@ -116,7 +116,7 @@ impl<T> Drop for CellRef<T> {
 /// reference, which it gives up here.
 pub(crate) unsafe fn release<X: ?Sized>(
     ptr: NonNull<X>,
-    refs: impl FnOnce(&X) -> &crate::sync::AtomicUsize,
+    refs: impl FnOnce(&X) -> &crate::sync::AtomicU32,
 ) {
     // SAFETY: our reference keeps the allocation alive until the decrement;
     // the borrow ends with it.

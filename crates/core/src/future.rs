@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use crate::TaskError;
 pub(crate) use crate::cell::CellRef;
-use crate::sync::{self, Arc, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, ValueCell};
+use crate::sync::{self, Arc, AtomicU32, Condvar, Mutex, MutexGuard, Ordering, ValueCell};
 use crate::wait::{Outcome, Waitable, Waiter};
 
 /// The observable state of a [`TaskFuture`], as Python names them.
@@ -86,28 +86,38 @@ pub enum FutureState {
     Finished,
 }
 
-// `Inner::status`: the state in the low bits, plus the SETTLED flag.
-const PENDING: usize = 0;
-const RUNNING: usize = 1;
-const CANCELLED: usize = 2;
-const FINISHED_OK: usize = 3;
-const FINISHED_ERR: usize = 4;
-const STATE_MASK: usize = 7;
+// `Inner::status`: the state in the low bits, plus the flags below. 32
+// bits, which is all it needs, so it shares a word with the condvar's:
+// every future carries it.
+type Status = u32;
+type AtomicStatus = AtomicU32;
+const PENDING: Status = 0;
+const RUNNING: Status = 1;
+const CANCELLED: Status = 2;
+const FINISHED_OK: Status = 3;
+const FINISHED_ERR: Status = 4;
+const STATE_MASK: Status = 7;
 /// Done, and every callback registered before completion has run.
-const SETTLED: usize = 8;
+const SETTLED: Status = 8;
 /// At least one done-callback was added while the future was not done.
-const HAS_CALLBACKS: usize = 16;
+const HAS_CALLBACKS: Status = 16;
 /// Someone registered, under the lock, what a completion has to act on (a
 /// thread blocked in `result()`, a `wait`/`as_completed` waiter, an async
 /// waker, a callback): a completion from RUNNING then takes the lock. See
 /// "Completing without the lock" in the module docs.
-const WATCHED: usize = 32;
+const WATCHED: Status = 32;
+/// A thread is blocked on `Inner::cond`, or was since the last store of a
+/// done state: set under the lock just before waiting (after WATCHED), read
+/// under the lock by the stores of a done state, which signal the condvar
+/// only then and clear the flag. So the uncontended completion makes no
+/// syscall, and a waiter that timed out costs one spurious signal at most.
+const BLOCKED: Status = 64;
 
-fn is_done(status: usize) -> bool {
+fn is_done(status: Status) -> bool {
     status & STATE_MASK >= CANCELLED
 }
 
-fn state_of(status: usize) -> FutureState {
+fn state_of(status: Status) -> FutureState {
     match status & STATE_MASK {
         PENDING => FutureState::Pending,
         RUNNING => FutureState::Running,
@@ -217,10 +227,6 @@ fn spin_until(until: Instant, ready: impl Fn() -> bool) -> bool {
 type Callback<T> = Box<dyn FnOnce(&TaskFuture<T>) + Send + 'static>;
 
 struct Core<T> {
-    /// Threads blocked on `Inner::cond`; the condvar is only signalled when
-    /// this is non-zero, which keeps the uncontended completion free of
-    /// syscalls.
-    blocked: usize,
     /// Callbacks, waiters, wakers and an inline hook: boxed, since most
     /// futures have none.
     extras: Option<Box<Extras<T>>>,
@@ -264,15 +270,17 @@ impl<T> Core<T> {
 ///
 /// Counted by [`CellRef`] (`cell.rs`), with the count in `refs`.
 pub(crate) struct Inner<T, B: ?Sized = dyn Body<T>> {
-    /// References to this allocation (see `cell.rs`).
-    pub(crate) refs: AtomicUsize,
+    /// References to this allocation (see `cell.rs`). 32 bits, as
+    /// `handles`, which never exceeds it: the two share a word, and
+    /// `CellRef::clone` aborts long before either could wrap.
+    pub(crate) refs: AtomicU32,
     core: Mutex<Core<T>>,
     cond: Condvar,
-    /// The state (and the SETTLED flag). Written only with `core` locked,
-    /// with Release; read with Acquire by anyone, lock or not. FINISHED is
-    /// stored after the value was written, so a reader that sees it may
-    /// read the value.
-    status: AtomicUsize,
+    /// The state and its flags. Written only with `core` locked, with
+    /// Release (but see the module docs for the two exceptions); read with
+    /// Acquire by anyone, lock or not. FINISHED is stored after the value
+    /// was written, so a reader that sees it may read the value.
+    status: AtomicStatus,
     /// Written once, under `core`'s lock, before the state becomes FINISHED;
     /// read (through `&T`) only after a reader has seen FINISHED in
     /// `status` (Acquire); emptied only by `into_result`, which proves that it owns the
@@ -281,7 +289,7 @@ pub(crate) struct Inner<T, B: ?Sized = dyn Body<T>> {
     /// future carries the cell.
     value: ValueCell<Result<T, Box<TaskError>>>,
     /// Live `TaskFuture` handles (not the `Completer`).
-    handles: AtomicUsize,
+    handles: AtomicU32,
     /// The rest of the allocation (see above). Last: it may be unsized.
     pub(crate) body: B,
 }
@@ -307,17 +315,14 @@ impl<T> Body<T> for NoBody {
 impl<T, B> Inner<T, B> {
     /// A PENDING future's state, followed by `body`, with `owners`
     /// references (see `cell.rs`).
-    pub(crate) fn new(owners: usize, body: B) -> Inner<T, B> {
+    pub(crate) fn new(owners: u32, body: B) -> Inner<T, B> {
         Inner {
-            refs: AtomicUsize::new(owners),
-            core: Mutex::new(Core {
-                blocked: 0,
-                extras: None,
-            }),
+            refs: AtomicU32::new(owners),
+            core: Mutex::new(Core { extras: None }),
             cond: Condvar::new(),
-            status: AtomicUsize::new(PENDING),
+            status: AtomicStatus::new(PENDING),
             value: ValueCell::new(),
-            handles: AtomicUsize::new(1),
+            handles: AtomicU32::new(1),
             body,
         }
     }
@@ -527,13 +532,13 @@ impl<T> TaskFuture<T> {
         sync::lock(&self.inner.core)
     }
 
-    fn status(&self) -> usize {
+    fn status(&self) -> Status {
         self.inner.status.load(Ordering::Acquire)
     }
 
     /// Sets WATCHED and returns the status with it; call with the lock
     /// held, before deciding to wait (see "Completing without the lock").
-    fn watch(&self) -> usize {
+    fn watch(&self) -> Status {
         self.inner.status.fetch_or(WATCHED, Ordering::AcqRel) | WATCHED
     }
 
@@ -717,7 +722,7 @@ impl<T> TaskFuture<T> {
         let _core = self.lock();
         // Acquire pairs with the Release decrement in `Drop`: whatever the
         // other handles did with `&T` happened before we move the value out.
-        let others = self.inner.handles.load(Ordering::Acquire) - 1;
+        let others = self.inner.handles.load(Ordering::Acquire) as usize - 1;
         if others > 0 {
             return Err(TaskError::Shared {
                 other_handles: others,
@@ -769,7 +774,7 @@ impl<T> TaskFuture<T> {
     /// longer. Any wait then looks for the result as long as the hook asks
     /// before it blocks.
     fn wait_until(&self, deadline: Option<Instant>, settled: bool) -> bool {
-        let ready = |status: usize| is_done(status) && (!settled || status & SETTLED != 0);
+        let ready = |status: Status| is_done(status) && (!settled || status & SETTLED != 0);
         if ready(self.status()) {
             return true;
         }
@@ -811,19 +816,19 @@ impl<T> TaskFuture<T> {
             if ready(self.watch()) {
                 return true;
             }
-            core.blocked += 1;
+            // Under the lock, which the done state's store also holds: it
+            // sees the flag, or we saw the state just above.
+            self.inner.status.fetch_or(BLOCKED, Ordering::Relaxed);
             match deadline {
                 None => core = sync::wait(&self.inner.cond, core),
                 Some(d) => {
                     let (c, expired) = sync::wait_until(&self.inner.cond, core, d);
                     core = c;
                     if expired {
-                        core.blocked -= 1;
                         return ready(self.status());
                     }
                 }
             }
-            core.blocked -= 1;
         }
     }
 
@@ -959,7 +964,7 @@ pub(crate) fn cancel<T>(inner: &CellRef<T>) -> bool {
 
 /// The transition into the done state `state` (CANCELLED, FINISHED_OK or
 /// FINISHED_ERR), with `core` locked and, for FINISHED, the value written.
-fn publish<T>(inner: &CellRef<T>, mut core: MutexGuard<'_, Core<T>>, state: usize) {
+fn publish<T>(inner: &CellRef<T>, mut core: MutexGuard<'_, Core<T>>, state: Status) {
     let outcome = match state {
         CANCELLED => Outcome::Cancelled,
         FINISHED_OK => Outcome::Succeeded,
@@ -977,9 +982,10 @@ fn publish<T>(inner: &CellRef<T>, mut core: MutexGuard<'_, Core<T>>, state: usiz
         None => (Vec::new(), Vec::new(), Vec::new(), None),
     };
     let settled = if callbacks.is_empty() { SETTLED } else { 0 };
+    let blocked = inner.status.load(Ordering::Relaxed) & BLOCKED != 0;
     // Release: publishes the value (written before) with the state.
     inner.status.store(state | settled, Ordering::Release);
-    if core.blocked > 0 {
+    if blocked {
         inner.cond.notify_all();
     }
     drop(core);
@@ -1001,13 +1007,14 @@ fn publish<T>(inner: &CellRef<T>, mut core: MutexGuard<'_, Core<T>>, state: usiz
     }
     drop(handle);
     let mut core = sync::lock(&inner.core);
+    let blocked = inner.status.load(Ordering::Relaxed) & BLOCKED != 0;
     inner.status.store(state | SETTLED, Ordering::Release);
     let wakers = core
         .extras
         .as_mut()
         .map(|e| std::mem::take(&mut e.wakers))
         .unwrap_or_default();
-    if core.blocked > 0 {
+    if blocked {
         inner.cond.notify_all();
     }
     drop(core);

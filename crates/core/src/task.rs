@@ -23,7 +23,7 @@ use std::ptr::NonNull;
 
 use crate::cell::{CellRef, release};
 use crate::future::{Body, Inner, cancel, finish, finish_panicked};
-use crate::sync::{AtomicUsize, ValueCell};
+use crate::sync::{AtomicU32, ValueCell};
 use crate::{TaskError, TaskFuture, catch_panic};
 
 /// What an executor keeps with each task it queues with
@@ -202,7 +202,7 @@ fn run_claimed<T>(cell: &CellRef<T>, f: impl FnOnce() -> T, when_free: &dyn Fn()
 /// stays counted for the whole call (`QueuedTask` releases it after).
 trait Entry<P>: Send + Sync {
     fn policy(&self) -> &P;
-    fn refs(&self) -> &AtomicUsize;
+    fn refs(&self) -> &AtomicU32;
     /// # Safety
     /// See the trait: `this` points to `self`, with the queue's reference.
     unsafe fn run(&self, this: NonNull<u8>, when_free: &dyn Fn()) -> bool;
@@ -243,7 +243,7 @@ where
         &self.body.policy
     }
 
-    fn refs(&self) -> &AtomicUsize {
+    fn refs(&self) -> &AtomicU32 {
         &self.refs
     }
 

@@ -98,9 +98,13 @@ impl<J> Inbox<J> {
     /// module docs): while the ring holds some tasks, fewer than
     /// [`GATHERED`], and grew since the last look, waits a little and looks
     /// again, at most [`GATHER_LOOKS`] times. Returns at once when the ring
-    /// is empty. Takes nothing, so a submit's wake-up is never needed here:
-    /// the caller goes on to take what is there.
+    /// is empty, or when the overflow holds tasks (new pushes go there, so
+    /// the ring cannot grow). Takes nothing, so a submit's wake-up is never
+    /// needed here: the caller goes on to take what is there.
     pub(crate) fn gather(&self) {
+        if !self.overflow.is_empty() {
+            return;
+        }
         let mut seen = self.ring.len();
         for _ in 0..GATHER_LOOKS {
             if seen == 0 || seen >= GATHERED {
