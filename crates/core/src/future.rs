@@ -982,12 +982,7 @@ fn publish<T>(inner: &CellRef<T>, mut core: MutexGuard<'_, Core<T>>, state: Stat
         None => (Vec::new(), Vec::new(), Vec::new(), None),
     };
     let settled = if callbacks.is_empty() { SETTLED } else { 0 };
-    let blocked = inner.status.load(Ordering::Relaxed) & BLOCKED != 0;
-    // Release: publishes the value (written before) with the state.
-    inner.status.store(state | settled, Ordering::Release);
-    if blocked {
-        inner.cond.notify_all();
-    }
+    store_done(inner, &core, state | settled);
     drop(core);
     drop(inline);
     for (waiter, token) in waiters {
@@ -1007,18 +1002,26 @@ fn publish<T>(inner: &CellRef<T>, mut core: MutexGuard<'_, Core<T>>, state: Stat
     }
     drop(handle);
     let mut core = sync::lock(&inner.core);
-    let blocked = inner.status.load(Ordering::Relaxed) & BLOCKED != 0;
-    inner.status.store(state | SETTLED, Ordering::Release);
+    store_done(inner, &core, state | SETTLED);
     let wakers = core
         .extras
         .as_mut()
         .map(|e| std::mem::take(&mut e.wakers))
         .unwrap_or_default();
+    drop(core);
+    wake_all(wakers);
+}
+
+/// Stores `status`, a done state, with `core` locked (the guard is the
+/// proof), and wakes the threads blocked in `result()` if BLOCKED says any
+/// may be: read before the store, which clears it.
+fn store_done<T>(inner: &Inner<T>, _core: &MutexGuard<'_, Core<T>>, status: Status) {
+    let blocked = inner.status.load(Ordering::Relaxed) & BLOCKED != 0;
+    // Release: publishes the value (written before) with the state.
+    inner.status.store(status, Ordering::Release);
     if blocked {
         inner.cond.notify_all();
     }
-    drop(core);
-    wake_all(wakers);
 }
 
 /// Wakes async tasks; a waker that panics is reported and the others are
